@@ -1,0 +1,19 @@
+"""dynsim: differentiable, vectorized simulation of gradient-flow training dynamics."""
+
+import importlib.metadata
+
+from . import data as data
+from . import init as init
+from . import losses as losses
+from . import models as models
+from ._dynamics import AbstractDynamics as AbstractDynamics
+from ._gradient_descent import GradientDescent as GradientDescent
+from ._gradient_flow import GradientFlow as GradientFlow
+from ._result import SimulationResult as SimulationResult
+from ._simulate import simulate as simulate
+from ._status import Status as Status
+
+try:
+    __version__ = importlib.metadata.version("dynsim")
+except importlib.metadata.PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0+unknown"

@@ -1,0 +1,59 @@
+"""Common interface of the dynamics (gradient flow, gradient descent)."""
+
+import abc
+from typing import Any
+
+import equinox as eqx
+import numpy as np
+
+from ._custom_types import Key, Params
+from ._problem import Problem
+
+
+class AbstractDynamics(eqx.Module):
+    """Evolves one seed's parameters and saves summaries on a time grid.
+
+    `run(problem, params0, key)` returns a dict with
+
+    - `"params"`: the final parameters;
+    - `"saved"`: a dict of summaries with a leading time axis of length T (`loss`,
+      `grad_norm`, optional `metrics`, `conserved`, `params`);
+    - `"ts"`: the save times (T,);
+    - `"status"` (`int8`, a `dynsim.Status`), `"num_steps"`, `"t_final"`.
+
+    After a trajectory stops (converged, diverged, out of steps) its state is frozen:
+    saved values at later times repeat the stopped state.
+    """
+
+    @abc.abstractmethod
+    def save_times(self) -> Any: ...
+
+    @abc.abstractmethod
+    def run(self, problem: Problem, params0: Params, key: Key) -> dict[str, Any]: ...
+
+
+def check_positive(name: str, value: Any, *, allow_none: bool = False) -> None:
+    """`ValueError` naming `name` unless value > 0 (concrete values only)."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, (int, float, np.floating, np.integer)):
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{name}: must be a positive finite number; got {value}")
+    elif value is None:
+        raise ValueError(f"{name}: must be a positive number; got None")
+
+
+def check_ts(ts: Any, name: str = "ts") -> np.ndarray:
+    arr = np.asarray(ts, dtype=float)
+    if arr.ndim != 1 or arr.size < 1:
+        raise ValueError(f"{name}: must be a non-empty 1-D sequence of times; got shape {arr.shape}")
+    if np.any(~np.isfinite(arr)) or np.any(arr < 0) or np.any(np.diff(arr) <= 0):
+        raise ValueError(f"{name}: times must be finite, >= 0 and strictly increasing")
+    return arr
+
+
+def log_grid(t1: float, n: int, first: float) -> np.ndarray:
+    """[0, first, …, t1] with n points, geometric after 0."""
+    if n < 2:
+        return np.asarray([float(t1)])
+    return np.concatenate([[0.0], np.geomspace(first, t1, n - 1)])

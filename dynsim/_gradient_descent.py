@@ -1,0 +1,148 @@
+"""Discrete gradient descent (any optax optimizer), projected GD and minibatch SGD."""
+
+from typing import Any, Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ._custom_types import Key, Params
+from ._dynamics import AbstractDynamics, check_positive, check_ts, log_grid
+from ._problem import Problem, tree_all_finite, tree_max_abs, tree_norm
+from ._status import Status
+
+
+class GradientDescent(AbstractDynamics):
+    r"""θ_{k+1} = Π(θ_k + update_k), update from an optax optimizer; time t = kη.
+
+    With the default `optimizer=optax.sgd` this is plain gradient descent
+    θ_{k+1} = θ_k − η∇L(θ_k), the forward-Euler discretization of gradient flow, so
+    GD at step k is compared with GF at time t = kη.
+
+    **Arguments:**
+
+    - `learning_rate`: η > 0 (may be a JAX array: results are differentiable in η).
+    - `steps`: number of steps K.
+    - `optimizer`: a function `η -> optax.GradientTransformation` (default `optax.sgd`).
+    - `save_steps`: step indices to save at; default `n_save` points, 0 and a geometric
+      grid of steps up to K (duplicates removed).
+    - `projection`: optional Π(θ) applied after every update (projected GD).
+    - `batch_size`: minibatch SGD: each step uses b samples drawn without replacement
+      (from the seed's key) and the gradient (n/b)·∇L_batch, unbiased for ∇L under the
+      `"sum"` reduction; `None` is full-batch GD.
+    - `stop_loss`, `stop_grad_norm`: stop (status `CONVERGED`) when the loss or gradient
+      norm of the step (the minibatch's, for SGD) falls below.
+    - `divergence`: stop (status `DIVERGED`) when the loss is non-finite or max|θ_i|
+      exceeds it.
+    """
+
+    learning_rate: Any
+    steps: int = eqx.field(static=True, default=1000)
+    optimizer: Callable = eqx.field(static=True, default=optax.sgd)
+    save_steps: Any = eqx.field(static=True, default=None)
+    n_save: int = eqx.field(static=True, default=65)
+    projection: Callable | None = eqx.field(static=True, default=None)
+    batch_size: int | None = eqx.field(static=True, default=None)
+    stop_loss: float | None = None
+    stop_grad_norm: float | None = None
+    divergence: float = 1e8
+
+    def __check_init__(self):
+        check_positive("learning_rate", self.learning_rate)
+        if int(self.steps) < 1:
+            raise ValueError(f"steps: must be a positive integer; got {self.steps}")
+        if int(self.n_save) < 1:
+            raise ValueError(f"n_save: must be a positive integer; got {self.n_save}")
+        if self.batch_size is not None and int(self.batch_size) < 1:
+            raise ValueError(f"batch_size: must be a positive integer or None; got {self.batch_size}")
+        if not callable(self.optimizer):
+            raise ValueError(f"optimizer: expected a function lr -> optax transform; got {self.optimizer!r}")
+        if self.projection is not None and not callable(self.projection):
+            raise ValueError(f"projection: expected a callable params -> params; got {self.projection!r}")
+        check_positive("stop_loss", self.stop_loss, allow_none=True)
+        check_positive("stop_grad_norm", self.stop_grad_norm, allow_none=True)
+        check_positive("divergence", self.divergence)
+        if self.save_steps is not None:
+            s = check_ts(self.save_steps, "save_steps")
+            if np.any(s != np.round(s)) or s[-1] > self.steps:
+                raise ValueError(f"save_steps: must be integers in [0, steps={self.steps}]")
+
+    def step_grid(self) -> np.ndarray:
+        if self.save_steps is not None:
+            return np.asarray(self.save_steps, dtype=np.int64)
+        grid = np.round(log_grid(self.steps, self.n_save, 1.0)).astype(np.int64)
+        return np.unique(grid)
+
+    def save_times(self):
+        return jnp.asarray(self.step_grid()) * self.learning_rate
+
+    def run(self, problem: Problem, params0: Params, key: Key) -> dict[str, Any]:
+        dtype = jnp.result_type(*jax.tree.leaves(params0))
+        lr = jnp.asarray(self.learning_rate, dtype)
+        opt = self.optimizer(lr)
+        n = problem.X.shape[0]
+        b = self.batch_size
+
+        def value_and_grad(params, k):
+            if b is None or b >= n:
+                return problem.value_and_grad(params)
+            idx = jax.random.choice(jax.random.fold_in(key, k), n, (b,), replace=False)
+            value, grads = problem.value_and_grad(params, problem.X[idx], problem.y[idx])
+            scale = n / b
+            return scale * value, jax.tree.map(lambda g: scale * g, grads)
+
+        def body(carry):
+            params, opt_state, k, status, target = carry
+            value, grads = value_and_grad(params, k)
+            bad = ~jnp.isfinite(value) | ~tree_all_finite(params) | (
+                tree_max_abs(params) > self.divergence
+            )
+            done = jnp.asarray(False)
+            if self.stop_loss is not None:
+                done = done | (value < self.stop_loss)
+            if self.stop_grad_norm is not None:
+                done = done | (tree_norm(grads) < self.stop_grad_norm)
+            status = jnp.where(bad, Status.DIVERGED, jnp.where(done, Status.CONVERGED, status))
+            proceed = status == _RUNNING
+            updates, new_state = opt.update(grads, opt_state, params)
+            new_params = optax.apply_updates(params, updates)
+            if self.projection is not None:
+                new_params = self.projection(new_params)
+            params = _tree_where(proceed, new_params, params)
+            opt_state = _tree_where(proceed, new_state, opt_state)
+            return params, opt_state, k + proceed.astype(k.dtype), status, target
+
+        def cond(carry):
+            _, _, k, status, target = carry
+            return (k < target) & (status == _RUNNING)
+
+        def interval(carry, target):
+            params, opt_state, k, status = carry
+            params, opt_state, k, status, _ = jax.lax.while_loop(
+                cond, body, (params, opt_state, k, status, target)
+            )
+            return (params, opt_state, k, status), problem.summary(params)
+
+        grid = jnp.asarray(self.step_grid(), dtype=jnp.int32)
+        init = (params0, opt.init(params0), jnp.zeros((), jnp.int32), jnp.asarray(_RUNNING, jnp.int8))
+        (params, _, k, status), saved = jax.lax.scan(interval, init, grid)
+        diverged = ~tree_all_finite(params) | (tree_max_abs(params) > self.divergence)
+        status = jnp.where(status == _RUNNING, Status.REACHED_END, status)
+        status = jnp.where(diverged, Status.DIVERGED, status).astype(jnp.int8)
+        return {
+            "params": params,
+            "saved": saved,
+            "ts": grid.astype(dtype) * lr,
+            "status": status,
+            "num_steps": k,
+            "t_final": k.astype(dtype) * lr,
+        }
+
+
+_RUNNING = -1
+
+
+def _tree_where(pred, a, b):
+    return jax.tree.map(lambda x, y: jnp.where(pred, x, y), a, b)

@@ -1,0 +1,169 @@
+"""Gradient flow θ̇ = −∇L(θ) as a diffrax ODE."""
+
+from typing import Any, Sequence
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._custom_types import Key, Params
+from ._dynamics import AbstractDynamics, check_positive, check_ts, log_grid
+from ._problem import Problem, tree_all_finite, tree_max_abs, tree_norm
+from ._status import Status
+
+
+class GradientFlow(AbstractDynamics):
+    r"""Gradient flow dθ/dt = −∇L(θ), integrated by diffrax from t = 0 to `t1`.
+
+    **Arguments:**
+
+    - `t1`: final time.
+    - `ts`: save times (increasing, within [0, t1]); default `n_save` points: 0 and a
+      geometric grid from min(10⁻², t1/10³) to `t1`.
+    - `solver`: any diffrax ODE solver (default `Tsit5()`); adaptive solvers use a PID
+      controller with `rtol`, `atol` (`pcoeff=0.3, icoeff=0.4`); `dt0` for fixed-step solvers.
+    - `max_steps`: solver step budget per trajectory.
+    - `stop_loss`, `stop_grad_norm`: stop a trajectory (status `CONVERGED`) once
+      L(θ) < `stop_loss` or ‖∇L(θ)‖ < `stop_grad_norm` (checked after every step).
+    - `divergence`: stop with status `DIVERGED` once max|θ_i| exceeds it.
+    - `log_time`: integrate in τ = log(1 + t), dθ/dτ = −(1 + t)∇L(θ), for horizons up to
+      t ~ 10¹² (tolerances then apply per unit of log-time).
+    - `adjoint`: diffrax adjoint for differentiating through the solve (default
+      `RecursiveCheckpointAdjoint()`: exact reverse mode with bounded memory; use
+      `diffrax.ForwardMode()` for `jax.jacfwd`).
+    """
+
+    t1: float = 100.0
+    ts: Any = None
+    n_save: int = eqx.field(static=True, default=65)
+    solver: diffrax.AbstractSolver = diffrax.Tsit5()
+    rtol: float = 1e-6
+    atol: float = 1e-9
+    dt0: float | None = None
+    max_steps: int = eqx.field(static=True, default=100_000)
+    stop_loss: float | None = None
+    stop_grad_norm: float | None = None
+    divergence: float = 1e8
+    log_time: bool = eqx.field(static=True, default=False)
+    adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint()
+
+    def __check_init__(self):
+        check_positive("t1", self.t1)
+        check_positive("rtol", self.rtol)
+        check_positive("atol", self.atol)
+        check_positive("dt0", self.dt0, allow_none=True)
+        check_positive("stop_loss", self.stop_loss, allow_none=True)
+        check_positive("stop_grad_norm", self.stop_grad_norm, allow_none=True)
+        check_positive("divergence", self.divergence)
+        if int(self.max_steps) < 1:
+            raise ValueError(f"max_steps: must be a positive integer; got {self.max_steps}")
+        if int(self.n_save) < 1:
+            raise ValueError(f"n_save: must be a positive integer; got {self.n_save}")
+        if not isinstance(self.solver, diffrax.AbstractSolver):
+            raise ValueError(f"solver: expected a diffrax solver; got {self.solver!r}")
+        if self.ts is not None:
+            ts = check_ts(self.ts)
+            if isinstance(self.t1, (int, float)) and ts[-1] > self.t1 * (1 + 1e-12):
+                raise ValueError(f"ts: save times must lie in [0, t1={self.t1}]; got max {ts[-1]}")
+        adaptive = isinstance(self.solver, diffrax.AbstractAdaptiveSolver)
+        if not adaptive and self.dt0 is None:
+            raise ValueError(f"dt0: the fixed-step solver {type(self.solver).__name__} needs dt0")
+
+    def save_times(self):
+        if self.ts is not None:
+            return jnp.asarray(self.ts)
+        t1 = float(self.t1) if isinstance(self.t1, (int, float)) else None
+        if t1 is None:  # traced t1: a grid relative to t1
+            return self.t1 * jnp.asarray(log_grid(1.0, self.n_save, 1e-3))
+        return jnp.asarray(log_grid(t1, self.n_save, min(1e-2, t1 / 1e3)))
+
+    def _controller(self):
+        if isinstance(self.solver, diffrax.AbstractAdaptiveSolver):
+            return diffrax.PIDController(rtol=self.rtol, atol=self.atol, pcoeff=0.3, icoeff=0.4)
+        return diffrax.ConstantStepSize()
+
+    def run(self, problem: Problem, params0: Params, key: Key) -> dict[str, Any]:
+        del key
+        ts = self.save_times().astype(_dtype(params0))
+        if self.log_time:
+            to_s, from_s = jnp.log1p, jnp.expm1
+        else:
+            to_s = from_s = lambda t: t
+
+        def vector_field(s, params, args):
+            g = jax.grad(problem.value)(params)
+            rate = jnp.exp(s) if self.log_time else 1.0
+            return jax.tree.map(lambda x: -rate * x, g)
+
+        def stop_condition(s, params, args, **kwargs):
+            bad = ~tree_all_finite(params) | (tree_max_abs(params) > self.divergence)
+            if self.stop_loss is None and self.stop_grad_norm is None:
+                return bad
+            value, grads = problem.value_and_grad(params)
+            done = jnp.asarray(False)
+            if self.stop_loss is not None:
+                done = done | (value < self.stop_loss)
+            if self.stop_grad_norm is not None:
+                done = done | (tree_norm(grads) < self.stop_grad_norm)
+            return bad | done
+
+        saveat = diffrax.SaveAt(
+            subs=[
+                diffrax.SubSaveAt(ts=to_s(ts), fn=lambda s, y, args: problem.summary(y)),
+                diffrax.SubSaveAt(t1=True),
+            ]
+        )
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(vector_field),
+            self.solver,
+            t0=jnp.zeros((), ts.dtype),
+            t1=to_s(jnp.asarray(self.t1, ts.dtype)),
+            dt0=self.dt0,
+            y0=params0,
+            saveat=saveat,
+            stepsize_controller=self._controller(),
+            adjoint=self.adjoint,
+            event=diffrax.Event(stop_condition),
+            max_steps=self.max_steps,
+            throw=False,
+        )
+        saved, final = sol.ys
+        final = jax.tree.map(lambda x: x[0], final)
+        t_final = from_s(sol.ts[1][0])
+        # Freeze the state after the trajectory stopped.
+        final_summary = problem.summary(final)
+        after = ts > t_final
+        saved = jax.tree.map(
+            lambda s, f: jnp.where(after.reshape((-1,) + (1,) * (s.ndim - 1)), f, s),
+            saved,
+            final_summary,
+        )
+        diverged = ~tree_all_finite(final) | (tree_max_abs(final) > self.divergence)
+        status = jnp.where(
+            sol.result == diffrax.RESULTS.successful,
+            Status.REACHED_END,
+            jnp.where(
+                sol.result == diffrax.RESULTS.event_occurred,
+                Status.CONVERGED,
+                jnp.where(
+                    sol.result == diffrax.RESULTS.max_steps_reached,
+                    Status.MAX_STEPS,
+                    Status.FAILED,
+                ),
+            ),
+        )
+        status = jnp.where(diverged, Status.DIVERGED, status).astype(jnp.int8)
+        return {
+            "params": final,
+            "saved": saved,
+            "ts": ts,
+            "status": status,
+            "num_steps": sol.stats["num_steps"],
+            "t_final": t_final,
+        }
+
+
+def _dtype(params):
+    return jnp.result_type(*jax.tree.leaves(params))

@@ -1,0 +1,59 @@
+"""The training objective of one seed and the summaries saved along its trajectory."""
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ._custom_types import Array, Params, Scalar
+from ._losses import AbstractLoss
+
+
+class Problem(eqx.Module):
+    """Model, loss, training data and saved metrics: everything a dynamics needs.
+
+    L(θ) = loss(model.apply(θ, X), y); the dynamics integrate θ̇ = −∇L(θ) (or step it).
+    """
+
+    model: Any
+    loss: AbstractLoss
+    X: Array
+    y: Array
+    metrics: tuple = eqx.field(static=True, default=())
+    save_params: bool = eqx.field(static=True, default=False)
+    save_conserved: bool = eqx.field(static=True, default=False)
+
+    def value(self, params: Params, X=None, y=None) -> Scalar:
+        X = self.X if X is None else X
+        y = self.y if y is None else y
+        return self.loss(self.model.apply(params, X), y)
+
+    def value_and_grad(self, params: Params, X=None, y=None) -> tuple[Scalar, Params]:
+        return jax.value_and_grad(self.value)(params, X, y)
+
+    def summary(self, params: Params) -> dict[str, Any]:
+        """What is saved at each save time: loss, ‖∇L‖₂, metrics (and params if asked)."""
+        value, grads = self.value_and_grad(params)
+        out = {"loss": value, "grad_norm": tree_norm(grads)}
+        if self.metrics:
+            out["metrics"] = {name: fn(params) for name, fn in self.metrics}
+        if self.save_conserved:
+            out["conserved"] = self.model.conserved(params)
+        if self.save_params:
+            out["params"] = params
+        return out
+
+
+def tree_norm(tree) -> Scalar:
+    """Euclidean norm of all leaves of a PyTree together."""
+    leaves = jax.tree.leaves(tree)
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in leaves))
+
+
+def tree_max_abs(tree) -> Scalar:
+    return jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in jax.tree.leaves(tree)]))
+
+
+def tree_all_finite(tree) -> Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))

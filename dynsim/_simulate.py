@@ -1,0 +1,257 @@
+"""`simulate`: many seeds of one configuration, in chunks, under one compilation."""
+
+import time
+from typing import Any, Callable, Mapping
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._data import Dataset, as_dataset
+from ._dynamics import AbstractDynamics
+from ._init import get_init
+from ._losses import get_loss
+from ._problem import Problem
+from ._result import SimulationResult
+from .models._base import AbstractModel
+
+_COMPILED: dict = {}
+_CACHE_SIZE = 64
+TRACE_COUNT = {"chunk": 0}  # incremented each time the chunk function is traced
+
+
+def simulate(
+    model: AbstractModel,
+    data: Any,
+    *,
+    init: Any,
+    dynamics: AbstractDynamics,
+    seeds: int,
+    key: Any,
+    loss: Any = "squared",
+    chunk_size: int | None = None,
+    metrics: Mapping[str, Callable] | None = None,
+    save_params: bool = False,
+    save_conserved: bool = False,
+    seed_start: int = 0,
+    callback: Callable | None = None,
+) -> SimulationResult:
+    r"""Train `seeds` independent initializations of `model` on `data` under `dynamics`.
+
+    Seed i (i = `seed_start`, …, `seed_start + seeds − 1`) uses the key
+    `jax.random.fold_in(key, i)`, split into an init key and a dynamics key, so each
+    seed's trajectory depends only on (key, i): results are bitwise reproducible and the
+    same whatever `chunk_size` or `seeds` is.
+
+    All seeds of a chunk run in one compiled, `vmap`-ed computation; chunks share one
+    compilation (the last chunk is padded). Results are moved to host memory after each
+    chunk, so `seeds` may exceed device memory.
+
+    **Arguments:**
+
+    - `model`: a `dynsim.models` model.  `data`: a `Dataset` or a pair (X, y).
+    - `init`: a `dynsim.init` scheme or a callable `key -> params`.
+    - `dynamics`: `GradientFlow(...)` or `GradientDescent(...)`.
+    - `seeds`: number of initializations.  `key`: a JAX PRNG key.
+    - `loss`: an `AbstractLoss`, a name (`"squared"`, `"logistic"`, `"exponential"`) or
+      a per-sample callable `(pred, target) -> scalar`.
+    - `chunk_size`: seeds per compiled batch (default: all at once).
+    - `metrics`: `{name: fn(params) -> array}` saved at every save time.
+    - `save_params`, `save_conserved`: also save parameters / conserved quantities at every
+      save time (memory S × T × |θ|).
+    - `seed_start`: first seed index (to extend or resume an ensemble).
+    - `callback`: called as `callback(start, stop, chunk)` after each chunk finishes, with
+      `chunk` a dict of host arrays for seeds [start, stop) (used by the results store to
+      persist work as it completes).
+
+    **Returns:** a `SimulationResult`.
+
+    **Raises:** `ValueError` naming the offending argument, before anything is compiled.
+    """
+    model, dataset, loss_fn, init_fn, metric_items = _validate(
+        model, data, init, dynamics, seeds, key, loss, chunk_size, metrics, seed_start
+    )
+    problem = Problem(
+        model, loss_fn, dataset.X, dataset.y, metric_items, bool(save_params), bool(save_conserved)
+    )
+    init_data = Dataset(dataset.X, dataset.y)  # no `info`: keeps the static part hashable
+    chunk = seeds if chunk_size is None else min(int(chunk_size), seeds)
+    n_chunks = -(-seeds // chunk)
+    args = (problem, init_fn, dynamics, init_data, key)
+    dynamic, static = eqx.partition(args, eqx.is_array)
+    traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(dynamic))
+
+    t_start = time.perf_counter()
+    compile_time = float("nan")
+    if traced:
+        runner = lambda ids: _run_chunk(dynamic, static, ids)
+    else:
+        runner, compile_time = _compiled(dynamic, static, chunk)
+    outputs = []
+    for c in range(n_chunks):
+        lo = seed_start + c * chunk
+        hi = min(lo + chunk, seed_start + seeds)
+        ids = jnp.arange(lo, lo + chunk, dtype=jnp.int32)
+        out = runner(ids)
+        out = jax.tree.map(lambda x: x[: hi - lo], out)
+        if not traced:
+            out = jax.device_get(out)
+            if callback is not None:
+                callback(lo, hi, out)
+        outputs.append(out)
+    wall = time.perf_counter() - t_start if not traced else float("nan")
+    cat = np.concatenate if not traced else jnp.concatenate
+    out = jax.tree.map(lambda *xs: cat(xs, axis=0), *outputs) if n_chunks > 1 else outputs[0]
+    return _to_result(out, problem, dataset, dynamics, wall, compile_time, seed_start, seeds)
+
+
+def _to_result(out, problem, dataset, dynamics, wall, compile_time, seed_start, seeds):
+    saved = out["saved"]
+    return SimulationResult(
+        params=out["params"],
+        params0=out["params0"],
+        ts=out["ts"][0],
+        loss=saved["loss"],
+        grad_norm=saved["grad_norm"],
+        metrics=saved.get("metrics", {}),
+        conserved=saved.get("conserved"),
+        path=saved.get("params"),
+        status=out["status"],
+        num_steps=out["num_steps"],
+        t_final=out["t_final"],
+        seed_ids=np.arange(seed_start, seed_start + seeds),
+        wall_time=wall,
+        compile_time=compile_time,
+        model=problem.model,
+        data=dataset,
+        loss_fn=problem.loss,
+        dynamics=dynamics,
+    )
+
+
+def _one_seed(problem, init_fn, dynamics, data, key, seed_id):
+    k_init, k_dyn = jax.random.split(jax.random.fold_in(key, seed_id))
+    params0 = init_fn(problem.model, data, k_init)
+    out = dynamics.run(problem, params0, k_dyn)
+    out["params0"] = params0
+    return out
+
+
+@jax.jit(static_argnums=1)
+def _run_chunk(dynamic, static, ids):
+    TRACE_COUNT["chunk"] += 1
+    if isinstance(static, _ById):
+        static = static.value
+    problem, init_fn, dynamics, data, key = eqx.combine(dynamic, static)
+    return jax.vmap(lambda i: _one_seed(problem, init_fn, dynamics, data, key, i))(ids)
+
+
+def _compiled(dynamic, static, chunk):
+    """AOT-compile the chunk function once per configuration; returns (fn, seconds)."""
+    avals = tuple((x.shape, x.dtype) for x in jax.tree.leaves(dynamic))
+    cache_key = (static, jax.tree.structure(dynamic), avals, chunk)
+    try:
+        hash(cache_key)
+    except TypeError:  # unhashable user objects: compile once for this call, no caching
+        cache_key, static = None, _ById(static)
+    if cache_key is not None and cache_key in _COMPILED:
+        compiled = _COMPILED[cache_key]
+        return (lambda ids: compiled(dynamic, ids)), 0.0
+    t0 = time.perf_counter()
+    ids = jax.ShapeDtypeStruct((chunk,), jnp.int32)
+    compiled = _run_chunk.lower(dynamic, static, ids).compile()
+    seconds = time.perf_counter() - t0
+    if cache_key is not None:
+        if len(_COMPILED) >= _CACHE_SIZE:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[cache_key] = compiled
+    return (lambda ids: compiled(dynamic, ids)), seconds
+
+
+class _ById:
+    """Hashes by identity: lets unhashable configurations through `jit` (no caching)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __hash__(self):
+        return id(self.value)
+
+    def __eq__(self, other):
+        return isinstance(other, _ById) and other.value is self.value
+
+
+def _validate(model, data, init, dynamics, seeds, key, loss, chunk_size, metrics, seed_start):
+    if not isinstance(model, AbstractModel):
+        raise ValueError(f"model: expected a dynsim model; got {type(model).__name__}")
+    dataset = as_dataset(data)
+    model.check_data(dataset.X, dataset.y)
+    for name in ("X", "y", "X_test", "y_test"):
+        arr = getattr(dataset, name)
+        if arr is None or isinstance(arr, jax.core.Tracer):
+            continue
+        if not np.all(np.isfinite(np.asarray(arr))):
+            raise ValueError(f"data: {name} contains non-finite values")
+    loss_fn = get_loss(loss)
+    if loss_fn.classification:
+        if model.out_shape != ():
+            raise ValueError(
+                f"loss: {type(loss_fn).__name__} needs a scalar-output model; "
+                f"model has out_shape {model.out_shape}"
+            )
+        y = dataset.y
+        if not isinstance(y, jax.core.Tracer) and not np.all(np.abs(np.asarray(y)) == 1):
+            raise ValueError(f"data: {type(loss_fn).__name__} needs labels y in {{-1, +1}}")
+    if not isinstance(dynamics, AbstractDynamics):
+        raise ValueError(
+            f"dynamics: expected GradientFlow or GradientDescent; got {type(dynamics).__name__}"
+        )
+    if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
+        raise ValueError(f"seeds: must be a positive integer; got {seeds!r}")
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1
+    ):
+        raise ValueError(f"chunk_size: must be a positive integer or None; got {chunk_size!r}")
+    if not isinstance(seed_start, (int, np.integer)) or seed_start < 0:
+        raise ValueError(f"seed_start: must be a non-negative integer; got {seed_start!r}")
+    key = _check_key(key)
+    metric_items = ()
+    if metrics is not None:
+        if not isinstance(metrics, Mapping) or not all(callable(f) for f in metrics.values()):
+            raise ValueError("metrics: expected a mapping {name: fn(params) -> array}")
+        metric_items = tuple(sorted(metrics.items()))
+    init_fn = get_init(init)
+    dtype = jnp.result_type(dataset.X)
+    expected = model.param_shapes(dtype)
+    try:
+        got = jax.eval_shape(lambda k: init_fn(model, Dataset(dataset.X, dataset.y), k), key)
+    except ValueError:
+        raise
+    except Exception as e:  # noqa: BLE001 - report any failure of the user's init
+        raise ValueError(f"init: calling the initializer failed: {e}") from e
+    exp_shapes = jax.tree.map(lambda s: s.shape, expected)
+    got_shapes = jax.tree.map(lambda s: s.shape, got)
+    if jax.tree.structure(exp_shapes) != jax.tree.structure(got_shapes) or exp_shapes != got_shapes:
+        raise ValueError(
+            f"init: produced parameters {got_shapes} but {type(model).__name__} expects "
+            f"{exp_shapes}"
+        )
+    bad_dtype = [s.dtype for s in jax.tree.leaves(got) if s.dtype != dtype]
+    if bad_dtype:
+        raise ValueError(f"init: parameters must have the data's dtype {dtype}; got {bad_dtype[0]}")
+    return model, dataset, loss_fn, init_fn, metric_items
+
+
+def _check_key(key):
+    try:
+        if jnp.issubdtype(jnp.result_type(key), jax.dtypes.prng_key):
+            if jnp.shape(key) == ():
+                return key
+        elif jnp.shape(key) == (2,) and jnp.result_type(key) == jnp.uint32:
+            return key
+    except TypeError:
+        pass
+    raise ValueError(
+        f"key: expected a JAX PRNG key (jax.random.key(0) or jax.random.PRNGKey(0)); got {key!r}"
+    )

@@ -1,0 +1,107 @@
+"""Deep positively homogeneous networks without biases."""
+
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from .._custom_types import Array, Inputs, Key, Params, Predictions
+from ._activations import activation_fn, homogeneity_degree
+from ._base import AbstractModel, default_dtype, gaussian_like, per_layer
+
+
+class HomogeneousNet(AbstractModel):
+    r"""f(x) = W_L σ(W_{L−1} ⋯ σ(W_1 x)) with σ = relu or leaky relu, no biases.
+
+    f is positively homogeneous of degree L in θ: f(cθ; x) = c^L f(θ; x), the setting of
+    exponential/logistic-loss margin theory (Lyu & Li 2020, Poggio et al. 2020).
+    Parameters: `{"W": (W_1, …, W_L)}`, W_l of shape (d_l, d_{l−1}).
+
+    Conserved under gradient flow, per hidden neuron j of layer l:
+    ‖W_l[j, :]‖² − ‖W_{l+1}[:, j]‖² (incoming minus outgoing), hence also the layer
+    balance ‖W_l‖_F² − ‖W_{l+1}‖_F².
+    """
+
+    in_dim_: int
+    hidden: tuple[int, ...]
+    out_dim: int | None = None
+    activation: str = "relu"
+    leaky_slope: float = 0.01
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: Sequence[int],
+        out_dim: int | None = None,
+        *,
+        activation: str = "relu",
+        leaky_slope: float = 0.01,
+    ):
+        if int(in_dim) < 1:
+            raise ValueError(f"in_dim: must be a positive integer; got {in_dim}")
+        if len(hidden) < 1 or any(int(h) < 1 for h in hidden):
+            raise ValueError(f"hidden: need at least one positive width; got {hidden}")
+        if activation not in ("relu", "leaky_relu"):
+            raise ValueError(
+                f"activation: HomogeneousNet needs 'relu' or 'leaky_relu'; got {activation!r}"
+            )
+        self.in_dim_ = int(in_dim)
+        self.hidden = tuple(int(h) for h in hidden)
+        self.out_dim = None if out_dim is None else int(out_dim)
+        self.activation = activation
+        self.leaky_slope = leaky_slope
+
+    @property
+    def in_dim(self) -> int:
+        return self.in_dim_
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return () if self.out_dim is None else (self.out_dim,)
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return (self.in_dim_, *self.hidden, self.out_dim or 1)
+
+    @property
+    def depth(self) -> int:
+        return len(self.hidden) + 1
+
+    @property
+    def degree(self) -> int:
+        """Degree L of homogeneity in the parameters."""
+        return self.depth
+
+    @property
+    def width(self) -> int:
+        return min(self.hidden)
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(f"layer{l + 1}" for l in range(self.depth))
+
+    def param_shapes(self, dtype: Any = None) -> dict[str, Any]:
+        dtype = default_dtype(dtype)
+        d = self.dims
+        return {
+            "W": tuple(jax.ShapeDtypeStruct((d[l + 1], d[l]), dtype) for l in range(self.depth))
+        }
+
+    def gaussian(self, key: Key, std: Any, dtype: Any = None) -> Params:
+        return gaussian_like(key, self.param_shapes(dtype), {"W": per_layer(std, self.depth)})
+
+    def apply(self, params: Params, X: Inputs) -> Predictions:
+        sigma = activation_fn(self.activation, self.leaky_slope)
+        h = X
+        Ws = params["W"]
+        for W in Ws[:-1]:
+            h = sigma(h @ W.T)
+        h = h @ Ws[-1].T
+        return h[:, 0] if self.out_dim is None else h
+
+    def conserved(self, params: Params) -> dict[str, Array]:
+        Ws = params["W"]
+        return {
+            f"neuron_balance{l + 1}": jnp.sum(Ws[l] ** 2, axis=1) - jnp.sum(Ws[l + 1] ** 2, axis=0)
+            for l in range(self.depth - 1)
+        }

@@ -1,0 +1,130 @@
+"""Two-layer networks f(x) = s·Σ_j a_j σ(w_jᵀx + b_j) + c."""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from .._custom_types import Array, Inputs, Key, Params, Predictions
+from ._activations import activation_fn, check_activation, homogeneity_degree
+from ._base import AbstractModel, default_dtype, gaussian_like, per_layer
+
+SCALINGS = {"ntk": -0.5, "mean-field": -1.0, "standard": 0.0}
+
+
+class TwoLayerNet(AbstractModel):
+    r"""Two-layer network f(x) = s·Σ_{j=1}^m a_j σ(w_jᵀx + b_j) + c.
+
+    Parameters: `{"w": (m, d), "a": (m,)}`, plus `"b": (m,)` when `bias=True` and
+    `"c": ()` when `output_bias=True`.
+
+    **Arguments:**
+
+    - `in_dim`: input dimension d.  `width`: number of hidden neurons m.
+    - `activation`: one of `relu, leaky_relu, tanh, softplus, sigmoid, erf, quadratic,
+      linear`; `leaky_slope` for `leaky_relu`.
+    - `bias`, `output_bias`: hidden biases b_j, output bias c.
+    - `train_outer`: if False the outer weights a (and c) stay at their initial values
+      (their gradient is stopped).
+    - `scaling`: s = m^{-1/2} (`"ntk"`), m^{-1} (`"mean-field"`) or 1 (`"standard"`).
+
+    For a k-homogeneous σ (relu, leaky relu, linear: k = 1; quadratic: k = 2) and a
+    trainable outer layer, gradient flow conserves k·a_j² − ‖w_j‖² − b_j² per neuron.
+    """
+
+    in_dim_: int
+    width_: int
+    activation: str = "relu"
+    bias: bool = True
+    output_bias: bool = False
+    train_outer: bool = True
+    scaling: str = "ntk"
+    leaky_slope: float = 0.01
+
+    def __init__(
+        self,
+        in_dim: int,
+        width: int,
+        activation: str = "relu",
+        *,
+        bias: bool = True,
+        output_bias: bool = False,
+        train_outer: bool = True,
+        scaling: str = "ntk",
+        leaky_slope: float = 0.01,
+    ):
+        if int(in_dim) < 1:
+            raise ValueError(f"in_dim: must be a positive integer; got {in_dim}")
+        if int(width) < 1:
+            raise ValueError(f"width: must be a positive integer; got {width}")
+        check_activation(activation)
+        if scaling not in SCALINGS:
+            raise ValueError(f"scaling: unknown {scaling!r}; choose one of {tuple(SCALINGS)}")
+        self.in_dim_ = int(in_dim)
+        self.width_ = int(width)
+        self.activation = activation
+        self.bias = bool(bias)
+        self.output_bias = bool(output_bias)
+        self.train_outer = bool(train_outer)
+        self.scaling = scaling
+        self.leaky_slope = leaky_slope
+
+    @property
+    def in_dim(self) -> int:
+        return self.in_dim_
+
+    @property
+    def width(self) -> int:
+        return self.width_
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return ()
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return ("inner", "outer")
+
+    @property
+    def scale(self) -> float:
+        return float(self.width_) ** SCALINGS[self.scaling]
+
+    def param_shapes(self, dtype: Any = None) -> dict[str, Any]:
+        dtype = default_dtype(dtype)
+        m, d = self.width_, self.in_dim_
+        shapes = {"w": jax.ShapeDtypeStruct((m, d), dtype)}
+        if self.bias:
+            shapes["b"] = jax.ShapeDtypeStruct((m,), dtype)
+        shapes["a"] = jax.ShapeDtypeStruct((m,), dtype)
+        if self.output_bias:
+            shapes["c"] = jax.ShapeDtypeStruct((), dtype)
+        return shapes
+
+    def gaussian(self, key: Key, std: Any, dtype: Any = None) -> Params:
+        """w, b i.i.d. N(0, std_inner²); a, c i.i.d. N(0, std_outer²)."""
+        s_in, s_out = per_layer(std, 2)
+        shapes = self.param_shapes(dtype)
+        stds = {"w": s_in, "b": s_in, "a": s_out, "c": s_out}
+        return gaussian_like(key, shapes, {k: stds[k] for k in shapes})
+
+    def hidden(self, params: Params, X: Inputs) -> Array:
+        """Pre-activations z_ij = w_jᵀx_i + b_j, shape (n, m)."""
+        z = X @ params["w"].T
+        return z + params["b"] if self.bias else z
+
+    def apply(self, params: Params, X: Inputs) -> Predictions:
+        sigma = activation_fn(self.activation, self.leaky_slope)
+        a = params["a"]
+        c = params.get("c", 0.0)
+        if not self.train_outer:
+            a, c = jax.lax.stop_gradient(a), jax.lax.stop_gradient(c)
+        return self.scale * (sigma(self.hidden(params, X)) @ a) + c
+
+    def conserved(self, params: Params) -> dict[str, Array]:
+        k = homogeneity_degree(self.activation)
+        if k is None or not self.train_outer:
+            return {}
+        incoming = jnp.sum(params["w"] ** 2, axis=1)
+        if self.bias:
+            incoming = incoming + params["b"] ** 2
+        return {"balance": k * params["a"] ** 2 - incoming}
