@@ -4,6 +4,7 @@ import abc
 from typing import Any
 
 import equinox as eqx
+import jax
 import numpy as np
 
 from ._custom_types import Key, Params
@@ -30,6 +31,14 @@ class AbstractDynamics(eqx.Module):
 
     @abc.abstractmethod
     def run(self, problem: Problem, params0: Params, key: Key) -> dict[str, Any]: ...
+
+    def run_batch(self, problem: Problem, params0: Params, keys: Key) -> dict[str, Any]:
+        """`run` for a batch of seeds (leading axis on `params0` and `keys`).
+
+        The default vmaps `run`; a dynamics may override it with an explicitly batched
+        implementation that gives the same per-seed results.
+        """
+        return jax.vmap(lambda p, k: self.run(problem, p, k))(params0, keys)
 
 
 def check_positive(name: str, value: Any, *, allow_none: bool = False) -> None:

@@ -130,12 +130,8 @@ def _to_result(out, problem, dataset, dynamics, wall, compile_time, seed_start, 
     )
 
 
-def _one_seed(problem, init_fn, dynamics, data, key, seed_id):
-    k_init, k_dyn = jax.random.split(jax.random.fold_in(key, seed_id))
-    params0 = init_fn(problem.model, data, k_init)
-    out = dynamics.run(problem, params0, k_dyn)
-    out["params0"] = params0
-    return out
+def _seed_keys(key, seed_id):
+    return tuple(jax.random.split(jax.random.fold_in(key, seed_id)))
 
 
 @jax.jit(static_argnums=1)
@@ -144,7 +140,11 @@ def _run_chunk(dynamic, static, ids):
     if isinstance(static, _ById):
         static = static.value
     problem, init_fn, dynamics, data, key = eqx.combine(dynamic, static)
-    return jax.vmap(lambda i: _one_seed(problem, init_fn, dynamics, data, key, i))(ids)
+    k_init, k_dyn = jax.vmap(lambda i: _seed_keys(key, i))(ids)
+    params0 = jax.vmap(lambda k: init_fn(problem.model, data, k))(k_init)
+    out = dynamics.run_batch(problem, params0, k_dyn)
+    out["params0"] = params0
+    return out
 
 
 def _compiled(dynamic, static, chunk):
