@@ -41,7 +41,7 @@ class GradientDescent(AbstractDynamics):
     learning_rate: Any
     steps: int = eqx.field(static=True, default=1000)
     optimizer: Callable = eqx.field(static=True, default=optax.sgd)
-    save_steps: Any = eqx.field(static=True, default=None)
+    save_steps: Any = eqx.field(static=True, default=None, converter=lambda s: _as_tuple(s))
     n_save: int = eqx.field(static=True, default=65)
     projection: Callable | None = eqx.field(static=True, default=None)
     batch_size: int | None = eqx.field(static=True, default=None)
@@ -142,6 +142,13 @@ class GradientDescent(AbstractDynamics):
 
 
 _RUNNING = -1
+
+
+def _as_tuple(steps):
+    """Save steps as a hashable tuple of ints (they are static)."""
+    if steps is None:
+        return None
+    return tuple(int(k) if float(k) == int(k) else float(k) for k in np.asarray(steps).ravel())
 
 
 def _tree_where(pred, a, b):

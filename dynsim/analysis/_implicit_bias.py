@@ -37,6 +37,11 @@ def _rounding_floor(X, link, nu, z):
 
 def _dual_newton(X, y, link, nu, tol, max_steps):
     """Damped Newton on G(ν) = Σ Φ(Xᵀν) − yᵀν; returns (ν, steps, ‖r‖)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _dual_newton_loop(X, y, link, nu, tol, max_steps)
+
+
+def _dual_newton_loop(X, y, link, nu, tol, max_steps):
     z = X.T @ nu
     G = np.sum(link.Phi(z)) - y @ nu
     if not np.isfinite(G):

@@ -53,8 +53,9 @@ def _exp_family(A, B, c, lin0, lin1) -> DiagonalLink:
     with np.errstate(divide="ignore"):
         logA, logB = np.log(A), np.log(B)
     both = (A > 0) & (B > 0)
-    m = np.where(both, 0.5 * (np.where(both, logA, 0) + np.where(both, logB, 0)), 0.0)
-    z0 = np.where(both, (np.where(both, logB, 0) - np.where(both, logA, 0)) / (2 * c), 0.0)
+    lA0, lB0 = np.where(both, logA, 0.0), np.where(both, logB, 0.0)
+    m = 0.5 * (lA0 + lB0)  # log √(AB)
+    z0 = (lB0 - lA0) / (2 * c)  # zero of φ (without the linear part)
     lA1 = np.where(both, -np.inf, logA)
     lB1 = np.where(both, -np.inf, logB)
 
@@ -232,6 +233,7 @@ def link_inverse(
         return lo, hi
 
     lo, hi = jax.lax.fori_loop(0, 64, expand, (-one, one))
+    ok = (phi(lo) <= beta) & (phi(hi) >= beta)  # β inside the range of φ
 
     def bisect(_, lohi):
         lo, hi = lohi
@@ -241,7 +243,6 @@ def link_inverse(
 
     lo, hi = jax.lax.fori_loop(0, iterations, bisect, (lo, hi))
     z = 0.5 * (lo + hi)
-    ok = (phi(lo) <= beta) & (phi(hi) >= beta)
     return jnp.where(ok, z, jnp.nan)
 
 

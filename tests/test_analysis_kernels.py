@@ -1,0 +1,149 @@
+"""Analytic ReLU kernels vs quadrature and wide random networks; kernel interpolation."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import scipy.integrate  # noqa: E402
+
+import dynsim.analysis as da  # noqa: E402
+
+
+def _corr_quadrature(w, v):
+    """E[relu(wᵀx)relu(vᵀx)] reduced to the plane of (w, v): radial ∫r³e^{−r²/2}dr = 2,
+    so it equals ‖w‖‖v‖/π·∫₀^{2π} relu(cos φ)relu(cos(φ − θ)) dφ."""
+    nw, nv = np.linalg.norm(w), np.linalg.norm(v)
+    theta = np.arccos(np.clip(w @ v / (nw * nv), -1, 1))
+    f = lambda p: max(np.cos(p), 0.0) * max(np.cos(p - theta), 0.0)  # noqa: E731
+    pts = sorted({np.pi / 2, 3 * np.pi / 2, (theta + np.pi / 2) % (2 * np.pi),
+                  (theta + 3 * np.pi / 2) % (2 * np.pi)})
+    val, _ = scipy.integrate.quad(f, 0, 2 * np.pi, points=pts, epsabs=1e-14, epsrel=1e-13)
+    return nw * nv * val / np.pi
+
+
+def test_relu_gaussian_correlation_vs_quadrature_and_grad():
+    rng = np.random.default_rng(0)
+    W, V = rng.standard_normal((5, 4)), rng.standard_normal((5, 4))
+    V[0] = 2.0 * W[0]  # θ = 0: ‖w‖‖v‖/2
+    V[1] = -W[1]  # θ = π: 0
+    got = np.asarray(da.relu_gaussian_correlation(W, V))
+    ref = np.array([_corr_quadrature(w, v) for w, v in zip(W, V)])
+    assert np.allclose(got, ref, rtol=1e-10, atol=1e-12)  # quad accuracy
+    assert abs(got[0] - np.linalg.norm(W[0]) * np.linalg.norm(V[0]) / 2) < 1e-12
+    # Broadcasting gives neuron Gram matrices; zero vectors give 0.
+    G = np.asarray(da.relu_gaussian_correlation(W[:, None], V[None]))
+    assert G.shape == (5, 5) and np.isclose(G[2, 3], _corr_quadrature(W[2], V[3]), rtol=1e-10)
+    assert float(da.relu_gaussian_correlation(np.zeros(4), V[2])) == 0.0
+    # Differentiable (generic w, v): jax.grad vs central differences.
+    g = np.asarray(jax.grad(da.relu_gaussian_correlation)(jnp.asarray(W[3]), jnp.asarray(V[3])))
+    h = 1e-6
+    fd = [
+        (float(da.relu_gaussian_correlation(W[3] + h * e, V[3]))
+         - float(da.relu_gaussian_correlation(W[3] - h * e, V[3]))) / (2 * h)
+        for e in np.eye(4)
+    ]
+    assert np.allclose(g, fd, rtol=1e-7, atol=1e-9)  # O(h²) + rounding/h ≈ 1e-10
+
+
+def test_relu_ntk_closed_forms():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((6, 3))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    K = np.asarray(da.relu_ntk(X))
+    G = np.clip(X @ X.T, -1, 1)
+    assert np.allclose(K, G * (np.pi - np.arccos(G)) / (2 * np.pi), atol=1e-14)  # Du et al.
+    # Biases: the same kernel on x̃ = (x, 1); the output layer adds the correlation kernel.
+    Xt = np.hstack([X, np.ones((6, 1))])
+    Kb = np.asarray(da.relu_ntk(X, bias=True, output_layer=True))
+    nt = np.linalg.norm(Xt, axis=1)
+    Ct = np.clip(Xt @ Xt.T / np.outer(nt, nt), -1, 1)
+    hidden = Xt @ Xt.T * (np.pi - np.arccos(Ct)) / (2 * np.pi)
+    outer = np.asarray(da.relu_gaussian_correlation(Xt[:, None], Xt[None]))
+    assert np.allclose(Kb, hidden + outer, atol=1e-13)
+    # Cross kernel and positive definiteness (pairwise independent inputs).
+    K12 = np.asarray(da.relu_ntk(X[:2], X, bias=True))
+    assert np.allclose(K12, np.asarray(da.relu_ntk(X, bias=True))[:2], atol=1e-14)
+    assert np.linalg.eigvalsh(Kb).min() > 0
+    with pytest.raises(ValueError, match="X2"):
+        da.relu_ntk(X, X[:, :2])
+    with pytest.raises(ValueError, match="X1"):
+        da.relu_ntk(X[0])
+
+
+def _relu_net(params, X, a):
+    m = a.shape[0]
+    pre = X @ params["W"].T + (params["b"] if "b" in params else 0.0)
+    return jax.nn.relu(pre) @ a / jnp.sqrt(m)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_relu_ntk_matches_wide_network(bias):
+    m, n, d = 20_000, 6, 3
+    key_w, key_b, key_a = jax.random.split(jax.random.PRNGKey(2), 3)
+    X = np.random.default_rng(3).standard_normal((n, d))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    params = {"W": jax.random.normal(key_w, (m, d), dtype=jnp.float64)}
+    if bias:
+        params["b"] = jax.random.normal(key_b, (m,), dtype=jnp.float64)
+    a = jax.random.rademacher(key_a, (m,), dtype=jnp.float64)  # a² = 1 exactly
+
+    # Hidden layer only (a fixed): K_emp = (1/m)Σ_r ξ_r, ξ_r = x̃ᵀx̃′·1[w_r·x̃ > 0]1[w_r·x̃′ > 0],
+    # Var ξ ≤ (x̃ᵀx̃′)²/4, so each entry has std ≤ ‖x̃‖‖x̃′‖/(2√m); 5 std bounds all
+    # n(n+1)/2 = 21 entries with probability ≥ 1 − 21·6e-7 (fixed key: deterministic).
+    K_emp = np.asarray(da.empirical_ntk(lambda p, X: _relu_net(p, X, a), params, X))
+    K = np.asarray(da.relu_ntk(X, bias=bias))
+    norms = np.sqrt(1.0 + bias) * np.ones(n)
+    scale = np.outer(norms, norms) / np.sqrt(m)
+    assert np.all(np.abs(K_emp - K) <= 5 * 0.5 * scale)
+
+    # Outer layer too: ζ_r = relu(w_r·x̃)relu(w_r·x̃′), Var ζ ≤ E[(w·x̃)²(w·x̃′)²] ≤ 3‖x̃‖²‖x̃′‖².
+    full = {**params, "a": a}
+    K_emp2 = np.asarray(
+        da.empirical_ntk(lambda p, X: _relu_net({k: p[k] for k in params}, X, p["a"]), full, X)
+    )
+    K2 = np.asarray(da.relu_ntk(X, bias=bias, output_layer=True))
+    assert np.all(np.abs(K_emp2 - K2) <= 5 * (0.5 + np.sqrt(3.0)) * scale)
+    # And the deviation is really of order m^{−½}, not much smaller (kernel not trivial).
+    assert np.max(np.abs(K_emp2 - K2) / scale) > 0.05
+
+
+def test_empirical_ntk_vector_output_ordering():
+    rng = np.random.default_rng(4)
+    X, X2 = rng.standard_normal((4, 3)), rng.standard_normal((2, 3))
+    params = {"W": jnp.asarray(rng.standard_normal((2, 3)))}
+    apply = lambda p, X: X @ p["W"].T  # (n, 2); ∂f_{ik}/∂W_{kj} = x_ij  # noqa: E731
+    K = np.asarray(da.empirical_ntk(apply, params, X))
+    assert K.shape == (8, 8)
+    assert np.allclose(K, np.kron(X @ X.T, np.eye(2)), atol=1e-13)  # sample-major
+    K12 = np.asarray(da.empirical_ntk(apply, params, X, X2))
+    assert np.allclose(K12, np.kron(X @ X2.T, np.eye(2)), atol=1e-13)
+
+
+def test_kernel_interpolator_and_predict():
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((7, 3))
+    y = rng.standard_normal(7)
+    K = da.relu_ntk(X, bias=True, output_layer=True)
+    c = np.asarray(da.kernel_interpolator(K, y))
+    assert np.allclose(c, np.linalg.solve(np.asarray(K), y), rtol=1e-9, atol=1e-11)
+    assert np.allclose(np.asarray(da.kernel_predict(K, c)), y, atol=1e-11)
+    # Matrix targets and test-point predictions.
+    Y = rng.standard_normal((7, 2))
+    C = da.kernel_interpolator(K, Y)
+    Xt = rng.standard_normal((3, 3))
+    pred = np.asarray(da.kernel_predict(da.relu_ntk(Xt, X, bias=True, output_layer=True), C))
+    assert pred.shape == (3, 2)
+    # Singular K (duplicate point, consistent targets): min-norm coefficients K⁺y.
+    Xd = np.vstack([X, X[:1]])
+    Kd = np.asarray(da.relu_ntk(Xd))
+    yd = np.concatenate([y, y[:1]])
+    cd = np.asarray(da.kernel_interpolator(Kd, yd))
+    assert np.allclose(cd, np.linalg.pinv(Kd, rcond=1e-12) @ yd, atol=1e-9)
+    assert np.allclose(Kd @ cd, yd, atol=1e-9)
+    with pytest.raises(ValueError, match="y"):
+        da.kernel_interpolator(K, y[:3])
+    with pytest.raises(ValueError, match="K_test"):
+        da.kernel_predict(K[:, :3], c)
