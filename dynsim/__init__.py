@@ -12,6 +12,7 @@ from ._gradient_flow import GradientFlow as GradientFlow
 from ._result import SimulationResult as SimulationResult
 from ._simulate import simulate as simulate
 from ._status import Status as Status
+from .study import load as load
 
 try:
     __version__ = importlib.metadata.version("dynsim")

@@ -1,0 +1,298 @@
+"""Study files: TOML parsing, `--set` overrides, schema validation with file line numbers.
+
+A study file has top-level keys `name`, `description`, `analyses` and the tables
+`[model]`, `[data]`, `[init]`, `[loss]`, `[dynamics]`, `[run]`, `[sweep]`. Structure
+(unknown keys, types, enumerations) is checked here; values that only the constructors
+can judge (e.g. `dim = 0`) are checked when every sweep point is built (`_build.py`),
+before anything runs. Every error is a `StudyError` naming the field and, when the field
+comes from the file, its line.
+"""
+
+import copy
+import dataclasses
+import itertools
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+SECTIONS = ("model", "data", "init", "loss", "dynamics", "run", "sweep")
+TOP_KEYS = ("name", "description", "analyses")
+RUN_KEYS = {
+    "seeds": int,
+    "chunk_size": int,
+    "key": int,
+    "precision": str,
+    "save_conserved": bool,
+    "save_params": bool,
+}
+PRECISIONS = ("float32", "float64")
+SWEEPABLE = ("model", "data", "init", "loss", "dynamics")
+
+
+class StudyError(ValueError):
+    """An invalid study: the message names the field and, when known, the file line."""
+
+    def __init__(self, field: str, message: str, location: str | None = None):
+        self.field = field
+        self.location = location
+        where = f"{location}: " if location else ""
+        super().__init__(f"{where}{field}: {message}")
+
+
+@dataclasses.dataclass
+class Study:
+    """A parsed study: its raw config, source text and the line of every key."""
+
+    config: dict
+    source: str
+    path: str
+    lines: dict  # dotted key -> line number (1-based)
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.config.get("name") or Path(self.path).stem
+
+    def where(self, field: str) -> str | None:
+        """`file:line` of `field` (or of its closest enclosing table), or `--set`."""
+        if field in self.overridden:
+            return f"--set {field}"
+        parts = field.split(".")
+        for k in range(len(parts), 0, -1):
+            key = ".".join(parts[:k])
+            if key in self.lines:
+                return f"{self.path}:{self.lines[key]}"
+        return self.path
+
+    @property
+    def overridden(self) -> set:
+        return {o.split("=", 1)[0].strip() for o in self.overrides}
+
+    def error(self, field: str, message: str) -> StudyError:
+        return StudyError(field, message, self.where(field))
+
+    def points(self) -> list[dict]:
+        """The resolved config of every sweep point (cartesian product, file order)."""
+        sweep = self.config.get("sweep", {})
+        names = list(sweep)
+        out = []
+        for values in itertools.product(*(sweep[n] for n in names)):
+            cfg = copy.deepcopy({k: v for k, v in self.config.items() if k != "sweep"})
+            for name, value in zip(names, values):
+                section, *rest = name.split(".")
+                node = cfg.setdefault(section, {})
+                for part in rest[:-1]:
+                    node = node.setdefault(part, {})
+                node[rest[-1]] = value
+            out.append({"coords": dict(zip(names, values)), "config": cfg})
+        return out
+
+
+# ---------------------------------------------------------------- parsing
+
+
+_HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+_KEY = re.compile(r"""^\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_.\-]+)\s*=""")
+
+
+def key_lines(text: str) -> dict:
+    """Map each `table.key` (dotted) to its 1-based line (tomllib reports none).
+
+    Handles `[table]` headers and bare or quoted keys (`"init.alpha" = …` inside
+    `[sweep]` maps to `sweep.init.alpha`). Continuation lines of multi-line arrays are
+    skipped by tracking bracket depth.
+    """
+    lines: dict = {}
+    table = ""
+    depth = 0
+    for num, line in enumerate(text.splitlines(), start=1):
+        stripped = _strip_comment(line)
+        if depth > 0:
+            depth += _bracket_balance(stripped)
+            continue
+        m = _HEADER.match(line)
+        if m and not line.lstrip().startswith("[["):
+            table = m.group(1).strip()
+            lines.setdefault(table, num)
+            continue
+        m = _KEY.match(line)
+        if m:
+            key = m.group(1)
+            if key[0] in "\"'":
+                key = key[1:-1]
+            full = f"{table}.{key}" if table else key
+            lines.setdefault(full, num)
+            depth = max(0, _bracket_balance(stripped[m.end():]))
+    return lines
+
+
+def _strip_comment(line: str) -> str:
+    out, quote = [], None
+    for ch in line:
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            break
+        out.append(ch)
+    return "".join(out)
+
+
+def _bracket_balance(s: str) -> int:
+    s = re.sub(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'', "", s)
+    return s.count("[") + s.count("{") - s.count("]") - s.count("}")
+
+
+def resolve_study_path(study: str) -> Path:
+    """A study file path, or the built-in preset of that name."""
+    p = Path(study)
+    if p.is_file():
+        return p
+    preset = PRESET_DIR / f"{study}.toml"
+    if preset.is_file():
+        return preset
+    names = ", ".join(sorted(x.stem for x in PRESET_DIR.glob("*.toml")))
+    raise StudyError("study", f"no file {study!r} and no preset of that name (presets: {names})")
+
+
+def load_study(study: str | Path, overrides: list[str] | tuple = (), *, source: str | None = None,
+               path: str | None = None) -> Study:
+    """Parse and validate a study file (or preset name), applying `--set` overrides."""
+    if source is None:
+        p = resolve_study_path(str(study))
+        source = p.read_text()
+        path = str(p)
+    path = path or "<study>"
+    try:
+        config = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as e:
+        raise StudyError("toml", str(e), path) from None
+    st = Study(config=config, source=source, path=path, lines=key_lines(source),
+               overrides=tuple(overrides))
+    for item in overrides:
+        apply_override(st, item)
+    validate(st)
+    return st
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`a.b=v` -> (["a", "b"], v) with v parsed as a TOML value (bare words as strings)."""
+    if "=" not in item:
+        raise StudyError("--set", f"expected KEY=VALUE (e.g. run.seeds=100); got {item!r}")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or not all(re.fullmatch(r"[A-Za-z0-9_\-]+", p) for p in key.split(".")):
+        raise StudyError("--set", f"bad key {key!r} in {item!r}")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", raw):
+            value = raw  # bare word: a string (e.g. dynamics.solver=Heun)
+        else:
+            raise StudyError("--set", f"cannot parse value {raw!r} of {key} as TOML") from None
+    return key.split("."), value
+
+
+def apply_override(st: Study, item: str) -> None:
+    parts, value = parse_override(item)
+    if parts[0] == "sweep":  # sweep keys are dotted themselves: sweep.init.alpha=[...]
+        if len(parts) < 3:
+            raise StudyError("--set", f"sweep overrides look like sweep.init.alpha=[...]; got {item!r}")
+        st.config.setdefault("sweep", {})[".".join(parts[1:])] = value
+        return
+    node = st.config
+    for p in parts[:-1]:
+        nxt = node.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise StudyError("--set", f"{'.'.join(parts)}: {p} is not a table")
+        node = nxt
+    node[parts[-1]] = value
+
+
+# ---------------------------------------------------------------- validation
+
+
+def validate(st: Study) -> None:
+    """Check the structure of the whole study, then build every point (dry run)."""
+    cfg = st.config
+    for key in cfg:
+        if key not in TOP_KEYS and key not in SECTIONS:
+            raise st.error(key, f"unknown key; allowed: {', '.join(TOP_KEYS + SECTIONS)}")
+    for key in ("name", "description"):
+        if key in cfg and not isinstance(cfg[key], str):
+            raise st.error(key, f"must be a string; got {cfg[key]!r}")
+    for sec in SECTIONS:
+        if sec in cfg and not isinstance(cfg[sec], dict):
+            raise st.error(sec, f"must be a table [{sec}]; got {cfg[sec]!r}")
+    for sec in ("model", "data", "init", "dynamics"):
+        if sec not in cfg:
+            raise st.error(sec, f"missing required table [{sec}]")
+    _validate_run(st)
+    _validate_sweep(st)
+    from ._analyses import ANALYSES
+
+    analyses = cfg.get("analyses", list(DEFAULT_ANALYSES))
+    if not isinstance(analyses, list) or not all(isinstance(a, str) for a in analyses):
+        raise st.error("analyses", f"must be a list of names; got {analyses!r}")
+    for a in analyses:
+        if a not in ANALYSES:
+            raise st.error("analyses", f"unknown analysis {a!r}; choose from {', '.join(ANALYSES)}")
+    from ._build import build_point
+
+    for point in st.points():
+        build_point(st, point["config"], dry_run=True)
+
+
+DEFAULT_ANALYSES = ("final_loss", "status")
+
+
+def _validate_run(st: Study) -> None:
+    run = st.config.get("run", {})
+    for key, value in run.items():
+        field = f"run.{key}"
+        if key not in RUN_KEYS:
+            raise st.error(field, f"unknown key; allowed: {', '.join(RUN_KEYS)}")
+        typ = RUN_KEYS[key]
+        if typ is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise st.error(field, f"must be an integer; got {value!r}")
+        if typ is not int and not isinstance(value, typ):
+            raise st.error(field, f"must be a {typ.__name__}; got {value!r}")
+    for key in ("seeds", "chunk_size"):
+        if key in run and run[key] < 1:
+            raise st.error(f"run.{key}", f"must be a positive integer; got {run[key]}")
+    if "key" in run and run["key"] < 0:
+        raise st.error("run.key", f"must be a non-negative integer; got {run['key']}")
+    if run.get("precision", "float64") not in PRECISIONS:
+        raise st.error("run.precision", f"must be one of {PRECISIONS}; got {run['precision']!r}")
+
+
+def _validate_sweep(st: Study) -> None:
+    sweep = st.config.get("sweep", {})
+    for name, values in sweep.items():
+        field = f"sweep.{name}"
+        section = name.split(".")[0]
+        if section not in SWEEPABLE or "." not in name:
+            raise st.error(
+                field, f"sweep parameters are dotted paths into {', '.join(SWEEPABLE)} "
+                "(e.g. \"init.std\")"
+            )
+        if not isinstance(values, list) or not values:
+            raise st.error(field, f"must be a non-empty list of values; got {values!r}")
+
+
+def run_options(cfg: dict) -> dict:
+    run = cfg.get("run", {})
+    return {
+        "seeds": run.get("seeds", 100),
+        "chunk_size": run.get("chunk_size", min(run.get("seeds", 100), 256)),
+        "key": run.get("key", 0),
+        "precision": run.get("precision", "float64"),
+        "save_conserved": run.get("save_conserved", False),
+        "save_params": run.get("save_params", False),
+    }

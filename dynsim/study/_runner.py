@@ -1,0 +1,214 @@
+"""Run a study into a results store, chunk by chunk; resume recomputes only what is missing."""
+
+import datetime
+import json
+import platform
+import time
+import types
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from ._config import Study, StudyError, load_study
+from ._store import FORMAT, Store, StoreError, chunk_ranges
+
+MAX_CHUNKS_PER_CALL = 16  # bounds host memory held by one `simulate` call
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("dynsim", "jax", "jaxlib", "diffrax", "equinox", "optax", "numpy", "scipy",
+                "xarray", "netCDF4"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            if pkg == "dynsim":
+                from .. import __version__
+
+                out[pkg] = __version__
+    return out
+
+
+def devices() -> list[str]:
+    return [f"{d.platform}:{d.id} {getattr(d, 'device_kind', '')}".strip() for d in jax.devices()]
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _canonical(cfg: dict) -> str:
+    return json.dumps(cfg, sort_keys=True, default=str)
+
+
+def _new_manifest(study: Study) -> dict:
+    from ._config import run_options
+
+    points = study.points()
+    return {
+        "format": FORMAT,
+        "study": study.name,
+        "description": study.config.get("description", ""),
+        "source": study.path,
+        "overrides": list(study.overrides),
+        "config": study.config,
+        "sweep": study.config.get("sweep", {}),
+        "run": run_options(study.config),
+        "points": [{"index": i, "coords": p["coords"], "dir": f"points/{i:04d}"}
+                   for i, p in enumerate(points)],
+        "versions": versions(),
+        "devices": devices(),
+        "x64": bool(jax.config.jax_enable_x64),
+        "status": "created",
+        "created": _now(),
+        "sessions": [],
+        "timings": {},
+    }
+
+
+def open_for_run(study: Study | None, out: str | Path, *, resume: bool) -> tuple[Study, Store, dict]:
+    """Create the store (new run) or reopen it (resume) and check it matches the study."""
+    store = Store(out)
+    if resume:
+        m = store.read_manifest()
+        stored = load_study(
+            m["source"], m.get("overrides", []),
+            source=(store.root / "study.toml").read_text(), path=m["source"],
+        )
+        if study is not None and _canonical(study.config) != _canonical(stored.config):
+            raise StoreError(
+                f"{out}: holds a different study (or different --set values) than the one "
+                "given; resume without STUDY or use a new --out"
+            )
+        if m["run"] != _new_manifest(stored)["run"]:
+            raise StoreError(f"{out}: run options changed since the store was created")
+        return stored, store, m
+    if study is None:
+        raise StudyError("study", "give a STUDY file (or preset name), or --resume")
+    if store.exists():
+        raise StoreError(f"{out}: already holds results; use --resume to continue, or a new --out")
+    if store.root.exists() and any(store.root.iterdir()):
+        raise StoreError(f"{out}: directory exists and is not empty")
+    store.root.mkdir(parents=True, exist_ok=True)
+    (store.root / "study.toml").write_text(study.source)
+    m = _new_manifest(study)
+    store.write_manifest(m)
+    return study, store, m
+
+
+def run_study(study: Study | str | None, out: str | Path, *, resume: bool = False,
+              quiet: bool = True, progress=None) -> dict:
+    """Run (or resume) `study` into the store at `out`; returns the final manifest.
+
+    Seeds are computed in chunks of `run.chunk_size`; each finished chunk is persisted
+    (with its per-seed analyses) before the next starts. Every chunk is always computed
+    by the same compiled function with the same seed positions, so a resumed run's data
+    equal an uninterrupted run's bitwise.
+    """
+    from .._progress import Progress
+    from .._simulate import _to_result, simulate
+    from ._analyses import Analyzer
+    from ._build import build_point
+
+    if isinstance(study, (str, Path)):
+        study = load_study(study)
+    study, store, m = open_for_run(study, out, resume=resume)
+    store.clean_tmp()
+    run = m["run"]
+    seeds, chunk = run["seeds"], min(run["chunk_size"], run["seeds"])
+    ranges = chunk_ranges(seeds, chunk)
+    points = study.points()
+    session = {"started": _now(), "chunks_computed": 0, "chunks_recomputed": 0}
+    m["sessions"].append(session)
+    m["status"] = "running"
+    store.write_manifest(m)
+    if progress is None:
+        progress = Progress(seeds * len(points), len(points), quiet=quiet)
+    t_run = time.perf_counter()
+    status = "failed"
+    try:
+        for p, point in enumerate(points):
+            label = ", ".join(f"{k}={v}" for k, v in point["coords"].items())
+            progress.start_point(p, label)
+            index = store.read_index(p)
+            missing = []
+            for c, (lo, hi) in enumerate(ranges):
+                entry = index.get("chunks", {}).get(str(c))
+                reason = store.verify_chunk(p, c, entry, lo, hi)
+                if reason is None and not store.readable(p, c, entry):
+                    reason = "unreadable"
+                if reason is None:
+                    progress.skip(hi - lo)
+                    continue
+                if entry is not None:
+                    session["chunks_recomputed"] += 1
+                missing.append(c)
+            if not missing:
+                progress.end_point()
+                continue
+            built = build_point(study, point["config"])
+            if "coords" not in index:
+                store.write_index(p, {"point": p, "coords": point["coords"],
+                                      "config": point["config"], "chunks": index.get("chunks", {})})
+            analyze = Analyzer(built)
+            shim = types.SimpleNamespace(model=built.model, loss=built.loss)
+            t_chunk = [time.perf_counter()]
+
+            def callback(lo, hi, out, p=p):
+                c = lo // chunk
+                if lo >= seeds:
+                    return
+                hi_true = min(hi, seeds)
+                out = jax.tree.map(lambda x: x[: hi_true - lo], out)
+                res = _to_result(out, shim, built.data, built.dynamics, float("nan"),
+                                 float("nan"), lo, hi_true - lo)
+                ds = res.to_xarray()
+                for name, values in analyze(out).items():
+                    ds[name] = (("seed",), np.asarray(values))
+                for k in ("wall_time", "compile_time"):
+                    ds.attrs.pop(k, None)
+                now = time.perf_counter()
+                store.commit_chunk(p, c, ds, lo, hi_true, now - t_chunk[0])
+                t_chunk[0] = now
+                session["chunks_computed"] += 1
+                progress.advance(hi_true - lo, (c + 1, len(ranges)))
+
+            for group in _contiguous(missing, MAX_CHUNKS_PER_CALL):
+                start = group[0] * chunk
+                t_chunk[0] = time.perf_counter()
+                simulate(
+                    built.model, built.data, init=built.init, dynamics=built.dynamics,
+                    seeds=len(group) * chunk, seed_start=start, chunk_size=chunk,
+                    key=built.key, loss=built.loss, save_conserved=run["save_conserved"],
+                    save_params=run["save_params"], callback=callback,
+                )
+            progress.end_point()
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        progress.close()
+        session["finished"] = _now()
+        session["status"] = status
+        session["wall_s"] = time.perf_counter() - t_run
+        m["status"] = status
+        m["timings"] = {
+            "wall_s_total": sum(s.get("wall_s", 0.0) for s in m["sessions"]),
+            "sessions": len(m["sessions"]),
+        }
+        store.write_manifest(m)
+    return m
+
+
+def _contiguous(chunks: list[int], limit: int) -> list[list[int]]:
+    groups: list[list[int]] = []
+    for c in chunks:
+        if groups and c == groups[-1][-1] + 1 and len(groups[-1]) < limit:
+            groups[-1].append(c)
+        else:
+            groups.append([c])
+    return groups

@@ -1,0 +1,122 @@
+"""The `dynsim` command line: run, SIGINT + resume (bitwise), errors, report, demo, info."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dynsim.study as study
+from dynsim._cli import main
+
+from _study_helpers import small_study, write_study
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args, **kw):
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "dynsim._cli", *map(str, args)], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw,
+    )
+
+
+def test_sigint_then_resume_is_bitwise_identical(tmp_path):
+    f = write_study(tmp_path / "s.toml", seeds=32, chunk=4, steps=60_000)
+    out = tmp_path / "interrupted"
+    proc = _cli("run", f, "--out", out)
+    first = out / "points" / "0000" / "chunk_00000.nc"
+    deadline = time.time() + 120
+    while not first.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "no chunk written in time"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (stdout, stderr)
+    assert "--resume" in stderr
+    with pytest.raises(study.StoreError):
+        study.load(out)
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+
+    assert main(["run", "--resume", "--out", str(out), "--quiet"]) == 0
+    assert main(["run", str(f), "--out", str(tmp_path / "clean"), "--quiet"]) == 0
+    a, b = study.load(out), study.load(tmp_path / "clean")
+    assert set(a.data_vars) == set(b.data_vars)
+    for v in a.data_vars:
+        np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=v)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and len(manifest["sessions"]) == 2
+    assert manifest["sessions"][1]["chunks_computed"] < 16  # only the missing ones
+
+
+def test_run_report_and_errors(tmp_path, capsys):
+    f = write_study(tmp_path / "s.toml", seeds=6, chunk=3, steps=100)
+    out = tmp_path / "out"
+    assert main(["run", str(f), "--out", str(out), "--set", "sweep.init.std=[0.003, 0.03, 0.3]"]) == 0
+    text = capsys.readouterr().out
+    assert "| init.std |" in text and "dist_min_l1" in text
+    # the same directory again without --resume is refused
+    assert main(["run", str(f), "--out", str(out)]) == 2
+    assert "already holds results" in capsys.readouterr().err
+    assert main(["report", str(out), "--quiet"]) == 0
+    rep = out / "report"
+    for stem in ("loss_curves", "hist_dist_min_l1", "sweep_init_std_dist_min_l1"):
+        for ext in ("png", "svg"):
+            assert (rep / f"{stem}.{ext}").stat().st_size > 1000, stem
+    summary = (rep / "summary.md").read_text()
+    assert "| init.std |" in summary and "slope" in summary
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--set", "model.dimm=3"], "--set model.dimm: model.dimm: unknown key"),
+        (["--set", "run.seeds"], "--set: expected KEY=VALUE"),
+        (["--set", "run.seeds=[1"], "--set: cannot parse value"),
+        (["--set", "run.seeds=0"], "--set run.seeds: run.seeds: must be a positive integer"),
+    ],
+)
+def test_cli_bad_set(tmp_path, capsys, args, message):
+    f = write_study(tmp_path / "s.toml")
+    assert main(["run", str(f), "--out", str(tmp_path / "o"), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing ran
+
+
+def test_cli_bad_file_names_line(tmp_path, capsys):
+    text = small_study().replace("dim = 12", "dim = 12\nwidth = 3")
+    f = write_study(tmp_path / "s.toml", text)
+    assert main(["validate", str(f)]) == 2
+    assert f"{f}:8: model.width: unknown key" in capsys.readouterr().err
+    assert main(["run", "no_such_study", "--out", str(tmp_path / "o")]) == 2
+    assert "no preset of that name" in capsys.readouterr().err
+
+
+def test_presets_and_info(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("diagonal_sparse", "shallow_linear_min_norm", "relu_bias_rate",
+                 "teacher_student", "exponential_margin"):
+        assert name in out
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "jax" in out and "device" in out and "x64" in out
+
+
+def test_demo_small(capsys):
+    assert main(["demo", "--seeds", "4", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "→ min-ℓ1" in out and "0.001" in out and "Wall time" in out
