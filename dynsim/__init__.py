@@ -9,6 +9,10 @@ from . import models as models
 from ._dynamics import AbstractDynamics as AbstractDynamics
 from ._gradient_descent import GradientDescent as GradientDescent
 from ._gradient_flow import GradientFlow as GradientFlow
+from ._objective import CalibrationResult as CalibrationResult
+from ._objective import calibrate as calibrate
+from ._objective import ensemble_objective as ensemble_objective
+from ._objective import minimize as minimize
 from ._result import SimulationResult as SimulationResult
 from ._simulate import simulate as simulate
 from ._status import Status as Status

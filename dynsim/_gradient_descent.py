@@ -2,7 +2,9 @@
 
 from typing import Any, Callable
 
+import diffrax
 import equinox as eqx
+import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,6 +38,14 @@ class GradientDescent(AbstractDynamics):
       norm of the step (the minibatch's, for SGD) falls below.
     - `divergence`: stop (status `DIVERGED`) when the loss is non-finite or max|θ_i|
       exceeds it.
+    - `adjoint`: how the step loop is differentiated, with diffrax's vocabulary.
+      `diffrax.RecursiveCheckpointAdjoint()` (default): reverse mode (`jax.grad`,
+      `jax.jacrev`) with memory O(log K)·|θ| by recursive checkpointing (equinox's
+      checkpointed while loop; a plain `lax.while_loop` when not differentiated, so no
+      cost otherwise); forward mode is *not* supported. `diffrax.ForwardMode()`: a plain
+      `lax.while_loop`, differentiable in forward mode only (`jax.jvp`, `jax.jacfwd`:
+      cheaper for few inputs such as η alone). `diffrax.DirectAdjoint()`: both modes, at
+      more memory and compute.
     """
 
     learning_rate: Any
@@ -48,9 +58,18 @@ class GradientDescent(AbstractDynamics):
     stop_loss: float | None = None
     stop_grad_norm: float | None = None
     divergence: float = 1e8
+    adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint()
 
     def __check_init__(self):
         check_positive("learning_rate", self.learning_rate)
+        if not isinstance(
+            self.adjoint,
+            (diffrax.RecursiveCheckpointAdjoint, diffrax.ForwardMode, diffrax.DirectAdjoint),
+        ):
+            raise ValueError(
+                "adjoint: GradientDescent supports RecursiveCheckpointAdjoint, ForwardMode "
+                f"and DirectAdjoint; got {self.adjoint!r}"
+            )
         if int(self.steps) < 1:
             raise ValueError(f"steps: must be a positive integer; got {self.steps}")
         if int(self.n_save) < 1:
@@ -118,14 +137,19 @@ class GradientDescent(AbstractDynamics):
             _, _, k, status, target = carry
             return (k < target) & (status == _RUNNING)
 
+        grid_np = self.step_grid()
+        # Steps between consecutive save steps: a static bound for the inner loop.
+        max_gap = max(1, int(np.max(np.diff(grid_np, prepend=0))))
+        loop = _loop_kind(self.adjoint, max_gap)
+
         def interval(carry, target):
             params, opt_state, k, status = carry
-            params, opt_state, k, status, _ = jax.lax.while_loop(
+            params, opt_state, k, status, _ = loop(
                 cond, body, (params, opt_state, k, status, target)
             )
             return (params, opt_state, k, status), problem.summary(params)
 
-        grid = jnp.asarray(self.step_grid(), dtype=jnp.int32)
+        grid = jnp.asarray(grid_np, dtype=jnp.int32)
         init = (params0, opt.init(params0), jnp.zeros((), jnp.int32), jnp.asarray(_RUNNING, jnp.int8))
         (params, _, k, status), saved = jax.lax.scan(interval, init, grid)
         diverged = ~tree_all_finite(params) | (tree_max_abs(params) > self.divergence)
@@ -142,6 +166,21 @@ class GradientDescent(AbstractDynamics):
 
 
 _RUNNING = -1
+
+
+def _loop_kind(adjoint, max_steps):
+    """The while loop that differentiates as `adjoint` asks (see the `adjoint` field)."""
+    if isinstance(adjoint, diffrax.ForwardMode):
+        return jax.lax.while_loop
+    if isinstance(adjoint, diffrax.DirectAdjoint):
+        kind, kwargs = "bounded", {}
+    else:
+        kind, kwargs = "checkpointed", {"checkpoints": adjoint.checkpoints}
+
+    def loop(cond, body, init):
+        return eqxi.while_loop(cond, body, init, max_steps=max_steps, kind=kind, **kwargs)
+
+    return loop
 
 
 def _as_tuple(steps):

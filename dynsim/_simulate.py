@@ -80,7 +80,9 @@ def simulate(
     n_chunks = -(-seeds // chunk)
     args = (problem, init_fn, dynamics, init_data, key)
     dynamic, static = eqx.partition(args, eqx.is_array)
-    traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(dynamic))
+    traced = not _at_top_level() or any(
+        isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(dynamic)
+    )
 
     t_start = time.perf_counter()
     compile_time = float("nan")
@@ -104,6 +106,20 @@ def simulate(
     cat = np.concatenate if not traced else jnp.concatenate
     out = jax.tree.map(lambda *xs: cat(xs, axis=0), *outputs) if n_chunks > 1 else outputs[0]
     return _to_result(out, problem, dataset, dynamics, wall, compile_time, seed_start, seeds)
+
+
+def _at_top_level() -> bool:
+    """False inside a JAX transformation (grad, vmap, jit, ...).
+
+    Tracers can hide in closures of static fields (a `CustomLoss` closing over a traced
+    value), invisible to `eqx.partition`; those need the plain `jit` path, which lifts
+    closed-over tracers, instead of an ahead-of-time compiled executable.
+    """
+    try:
+        from jax._src.core import trace_state_clean
+    except ImportError:  # pragma: no cover - private API moved: rely on the leaf check
+        return True
+    return trace_state_clean()
 
 
 def _to_result(out, problem, dataset, dynamics, wall, compile_time, seed_start, seeds):

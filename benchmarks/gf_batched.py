@@ -1,0 +1,306 @@
+"""Batched gradient flow vs. baselines, per gradient evaluation.
+
+    python benchmarks/gf_batched.py                      # W1 W2 W3 at 1024 seeds
+    python benchmarks/gf_batched.py --quick              # small, for a smoke test
+    python benchmarks/gf_batched.py --workloads W1 --seeds 1024
+
+Workloads (float32, squared loss ½‖r‖²):
+
+- W1: LinearNet(50, [100]) scalar output, regression(n=20, d=50), Gaussian(0.1),
+  stop at L < 1e-8 (t1 = 1e4).
+- W2: DiagonalNet(100) on sparse_regression(n=40, d=100, k=5), Constant(α),
+  α ∈ {1e-3, 1e-1, 1, 10}, stop at L < 1e-10 (t1 = 1e6, log-time for α = 1e-3).
+- W3: TwoLayerNet(20, 50, relu, bias) student, teacher TwoLayerNet(20, 4), n = 100,
+  Gaussian(1.0), integrated to t1 = 50.
+
+Methods (rows), all timed after compilation, `block_until_ready`d:
+
+- `batched`: `GradientFlow()` (one adaptive Tsit5 loop over the batch) via `simulate`.
+- `vmap-diffrax`: `GradientFlow(batched=False)` (vmap of per-seed `diffeqsolve`), on at
+  most `--vmap-seeds` seeds.
+- `rk4-scan`: hand-written `jit(vmap(lax.scan))` fixed-step RK4 with the same number of
+  gradient evaluations per seed as the adaptive run (no saving, no stopping).
+- `scipy`: `solve_ivp(RK45)` per seed, same tolerances and stopping event, on
+  `--scipy-seeds` seeds; the wall time is extrapolated linearly to all seeds.
+- `torchdiffeq`: only if `import torchdiffeq` works (otherwise a skipped row).
+
+Gradient evaluations ("evals"): Tsit5 = 6 per step attempt (FSAL) per seed, counted per
+seed from `num_steps` (finished seeds that still ride along in the batched loop are NOT
+counted: `us/eval` is charged only for useful work; `evals_exec` counts what the batched
+loop actually computed); RK4 = 4 per step; scipy/torchdiffeq = their `nfev`.
+FLOPs per gradient evaluation are analytic (multiply-adds × 2 of the forward and
+backward matrix products; elementwise work ignored). Peak memory: `ru_maxrss` of the
+process after the row (monotone: a row can only show the running maximum).
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import dynsim  # noqa: E402
+from dynsim._losses import get_loss  # noqa: E402
+from dynsim._problem import Problem  # noqa: E402
+from dynsim.models import DiagonalNet, LinearNet, TwoLayerNet  # noqa: E402
+
+RESULTS = os.path.join(os.path.dirname(__file__), "results")
+
+
+def workloads(names):
+    key = jax.random.key(0)
+    out = []
+    if "W1" in names:
+        n, d, h = 20, 50, 100
+        out.append(
+            dict(
+                name="W1",
+                model=LinearNet(d, [h]),
+                data=dynsim.data.regression(key, n, d),
+                init=dynsim.init.Gaussian(0.1),
+                flow=dict(t1=1e4, stop_loss=1e-8),
+                flops=2 * n * (2 * d * h + 3 * h),
+            )
+        )
+    if "W2" in names:
+        n, d = 40, 100
+        data = dynsim.data.sparse_regression(key, n, d, 5)
+        for alpha in (1e-3, 1e-1, 1.0, 10.0):
+            out.append(
+                dict(
+                    name=f"W2(a={alpha:g})",
+                    model=DiagonalNet(d),
+                    data=data,
+                    init=dynsim.init.Constant(alpha),
+                    flow=dict(t1=1e6, stop_loss=1e-10, log_time=alpha < 1e-2),
+                    flops=2 * n * 2 * d,
+                )
+            )
+    if "W3" in names:
+        n, d, m = 100, 20, 50
+        teacher = TwoLayerNet(d, 4)
+        out.append(
+            dict(
+                name="W3",
+                model=TwoLayerNet(d, m),
+                data=dynsim.data.teacher_student(key, n, teacher),
+                init=dynsim.init.Gaussian(1.0),
+                flow=dict(t1=50.0),
+                flops=2 * n * (2 * d * m + 3 * m),
+            )
+        )
+    return out
+
+
+def maxrss_mb():
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 1024 if platform.system() == "Linux" else r / 2**20
+
+
+def row(wl, method, seeds, wall, compile_s, evals, steps=None, evals_exec=None, note=""):
+    us = 1e6 * wall / evals if evals else float("nan")
+    return dict(
+        workload=wl["name"],
+        method=method,
+        seeds=int(seeds),
+        wall_s=float(wall),
+        compile_s=float(compile_s),
+        steps_mean=None if steps is None else float(steps),
+        evals=int(evals),
+        evals_exec=None if evals_exec is None else int(evals_exec),
+        us_per_eval=float(us),
+        gflops=float(wl["flops"] * evals / wall / 1e9) if evals else float("nan"),
+        maxrss_mb=float(maxrss_mb()),
+        note=note,
+    )
+
+
+def run_sim(wl, seeds, batched, chunk=None):
+    flow = dynsim.GradientFlow(batched=batched, **wl["flow"])
+    res = dynsim.simulate(
+        wl["model"], wl["data"], init=wl["init"], dynamics=flow, seeds=seeds,
+        key=jax.random.key(1), chunk_size=chunk,
+    )
+    wall = res.wall_time - res.compile_time
+    steps = np.asarray(res.num_steps, dtype=np.int64)
+    evals = int(6 * steps.sum() + seeds)  # + the FSAL evaluation at t = 0
+    n_chunk = seeds if chunk is None else chunk
+    exec_ = int(sum(6 * steps[i : i + n_chunk].max() * n_chunk for i in range(0, seeds, n_chunk)))
+    return res, wall, evals, exec_
+
+
+def grad_fn(wl):
+    problem = Problem(wl["model"], get_loss("squared"), wl["data"].X, wl["data"].y)
+    return problem, (lambda p: jax.tree.map(jnp.negative, jax.grad(problem.value)(p)))
+
+
+def params0(wl, seeds):
+    keys = jax.random.split(jax.random.key(1), seeds)
+    data = dynsim.data.Dataset(wl["data"].X, wl["data"].y)
+    return jax.vmap(lambda k: wl["init"](wl["model"], data, k))(keys)
+
+
+def rk4_scan(wl, seeds, n_steps, t_end):
+    _, f = grad_fn(wl)
+    dt = t_end / n_steps
+
+    def one(p):
+        def step(y, _):
+            ax = lambda a, b, c: jax.tree.map(lambda u, v: u + c * v, a, b)
+            k1 = f(y)
+            k2 = f(ax(y, k1, dt / 2))
+            k3 = f(ax(y, k2, dt / 2))
+            k4 = f(ax(y, k3, dt))
+            return jax.tree.map(
+                lambda y, a, b, c, d: y + dt / 6 * (a + 2 * b + 2 * c + d), y, k1, k2, k3, k4
+            ), None
+
+        return jax.lax.scan(step, p, None, length=n_steps)[0]
+
+    fn = jax.jit(jax.vmap(one))
+    p0 = params0(wl, seeds)
+    t0 = time.perf_counter()
+    fn = fn.lower(p0).compile()
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(p0))
+    return time.perf_counter() - t0, compile_s
+
+
+def scipy_loop(wl, seeds, total_seeds):
+    from scipy.integrate import solve_ivp
+
+    problem, _ = grad_fn(wl)
+    p0 = params0(wl, seeds)
+    flat0, unravel = jax.flatten_util.ravel_pytree(jax.tree.map(lambda x: x[0], p0))
+    log_time = wl["flow"].get("log_time", False)
+
+    @jax.jit
+    def vg(s, x):
+        v, g = jax.value_and_grad(lambda x: problem.value(unravel(x)))(x)
+        rate = jnp.exp(s) if log_time else 1.0
+        return v, -rate * g
+
+    t1 = wl["flow"]["t1"]
+    s1 = np.log1p(t1) if log_time else t1
+    stop = wl["flow"].get("stop_loss")
+    vg(0.0, flat0)  # compile
+    nfev, wall = 0, 0.0
+    for i in range(seeds):
+        x0 = np.asarray(jax.flatten_util.ravel_pytree(jax.tree.map(lambda x: x[i], p0))[0])
+        fun = lambda s, x: np.asarray(vg(s, x)[1])
+        events = None
+        if stop is not None:
+            ev = lambda s, x: float(vg(s, x)[0]) - stop
+            ev.terminal = True
+            events = [ev]
+        t0 = time.perf_counter()
+        sol = solve_ivp(fun, (0.0, s1), x0, method="RK45", rtol=1e-6, atol=1e-9, events=events)
+        wall += time.perf_counter() - t0
+        nfev += sol.nfev
+    return wall, nfev
+
+
+def torchdiffeq_rows(wl, seeds):
+    try:
+        import torch  # noqa: F401
+        import torchdiffeq  # noqa: F401
+    except ImportError:
+        return None
+    return None  # not implemented: torchdiffeq not installed on the benchmark machine
+
+
+def bench(wl, seeds, args):
+    rows = []
+    res, wall, evals, exec_ = run_sim(wl, seeds, True)
+    steps = float(np.mean(res.num_steps))
+    status = np.bincount(np.asarray(res.status), minlength=5).tolist()
+    rows.append(row(wl, "batched", seeds, wall, res.compile_time, evals, steps, exec_,
+                    note=f"status counts {status}"))
+    if args.vmap_seeds > 0:
+        sv = min(seeds, args.vmap_seeds)
+        r2, w2, e2, _ = run_sim(wl, sv, False)
+        rows.append(row(wl, "vmap-diffrax", sv, w2, r2.compile_time, e2, float(np.mean(r2.num_steps)),
+                        note=f"{sv} seeds"))
+    n_rk4 = max(1, int(round((evals / seeds) / 4)))
+    t_end = float(np.median(res.t_final))
+    if wl["flow"].get("log_time"):
+        t_end = float(np.log1p(t_end))
+    w3, c3 = rk4_scan(wl, seeds, n_rk4, t_end)
+    rows.append(row(wl, "rk4-scan", seeds, w3, c3, 4 * n_rk4 * seeds, n_rk4,
+                    note="same evals/seed as batched"))
+    if args.scipy_seeds > 0:
+        ss = min(seeds, args.scipy_seeds)
+        w4, nfev = scipy_loop(wl, ss, seeds)
+        rows.append(row(wl, "scipy", seeds, w4 * seeds / ss, 0.0, nfev * seeds // ss,
+                        note=f"RK45 on {ss} seeds, extrapolated x{seeds / ss:g}"))
+    td = torchdiffeq_rows(wl, seeds)
+    if td is None:
+        rows.append(dict(workload=wl["name"], method="torchdiffeq", seeds=seeds,
+                         note="skipped: torchdiffeq not installed"))
+    return rows
+
+
+def fmt(rows):
+    head = f"{'workload':<12} {'method':<13} {'seeds':>6} {'wall s':>8} {'compile s':>9} {'steps':>8} {'evals':>11} {'us/eval':>8} {'GFLOP/s':>8} {'maxrss MB':>9}  note"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if "wall_s" not in r:
+            lines.append(f"{r['workload']:<12} {r['method']:<13} {r['seeds']:>6}  {r['note']}")
+            continue
+        steps = "" if r["steps_mean"] is None else f"{r['steps_mean']:.0f}"
+        lines.append(
+            f"{r['workload']:<12} {r['method']:<13} {r['seeds']:>6} {r['wall_s']:>8.2f} {r['compile_s']:>9.2f} "
+            f"{steps:>8} {r['evals']:>11} {r['us_per_eval']:>8.2f} {r['gflops']:>8.2f} {r['maxrss_mb']:>9.0f}  {r['note']}"
+        )
+    return "\n".join(lines)
+
+
+def machine():
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        model = next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name")), "?")
+    except OSError:
+        model = platform.processor()
+    return dict(cpu=model, cores=os.cpu_count(), jax=jax.__version__, backend=jax.default_backend(),
+                devices=[str(d) for d in jax.devices()])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--workloads", default="W1,W2,W3")
+    ap.add_argument("--seeds", default="1024", help="comma-separated, e.g. 16,256,1024,8192")
+    ap.add_argument("--quick", action="store_true", help="16 seeds, few baseline seeds")
+    ap.add_argument("--vmap-seeds", type=int, default=128)
+    ap.add_argument("--scipy-seeds", type=int, default=8)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    seeds_list = [int(s) for s in args.seeds.split(",")]
+    if args.quick:
+        seeds_list, args.vmap_seeds, args.scipy_seeds = [16], 16, 2
+    rows = []
+    for wl in workloads(args.workloads.split(",")):
+        for s in seeds_list:
+            new = bench(wl, s, args)
+            print(fmt(new).split("\n", 2)[-1], flush=True)
+            rows.extend(new)
+    info = machine()
+    print(f"\nmachine: {info['cpu']}, {info['cores']} cores, jax {info['jax']} ({info['backend']})")
+    print(fmt(rows))
+    os.makedirs(RESULTS, exist_ok=True)
+    out = args.out or os.path.join(RESULTS, f"gf_batched_{time.strftime('%Y%m%d-%H%M%S')}.json")
+    with open(out, "w") as fh:
+        json.dump(dict(machine=info, args=vars(args), rows=rows), fh, indent=1)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""The batched gradient-flow loop against the per-seed diffrax path (float64)."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import dynsim  # noqa: E402
+from dynsim import Status  # noqa: E402
+from dynsim._losses import get_loss  # noqa: E402
+from dynsim._problem import Problem  # noqa: E402
+from dynsim.models import DiagonalNet, LinearNet, TwoLayerNet  # noqa: E402
+
+TOL = dict(rtol=1e-10, atol=1e-12)
+
+
+def _both(model, data, init, seeds=4, **flow):
+    out = []
+    for batched in (True, False):
+        gf = dynsim.GradientFlow(batched=batched, **{**TOL, **flow})
+        out.append(
+            dynsim.simulate(model, data, init=init, dynamics=gf, seeds=seeds, key=jax.random.key(3))
+        )
+    return out
+
+
+def _assert_same(a, b, loss_rtol=1e-5):
+    np.testing.assert_array_equal(a.status, b.status)
+    np.testing.assert_array_equal(a.num_steps, b.num_steps)
+    np.testing.assert_allclose(a.t_final, b.t_final, rtol=1e-5)
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+        scale = np.max(np.abs(y))
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-6 * scale)
+    np.testing.assert_allclose(a.loss, b.loss, rtol=loss_rtol, atol=1e-14)
+    np.testing.assert_allclose(a.grad_norm, b.grad_norm, rtol=loss_rtol, atol=1e-12)
+    np.testing.assert_allclose(a.ts, b.ts)
+
+
+def test_linear_net_stop_loss():
+    key = jax.random.key(0)
+    data = dynsim.data.regression(key, 10, 8)
+    a, b = _both(LinearNet(8, [6]), data, dynsim.init.Gaussian(0.3), t1=50.0, stop_loss=1e-6)
+    assert np.all(a.status == Status.CONVERGED)
+    _assert_same(a, b)
+    assert np.all(a.loss[:, -1] < 1e-6)
+
+
+def test_diagonal_net_log_time():
+    key = jax.random.key(1)
+    data = dynsim.data.sparse_regression(key, 8, 12, 2)
+    a, b = _both(
+        DiagonalNet(12), data, dynsim.init.Constant(0.1), seeds=2, t1=1e4, log_time=True,
+        stop_grad_norm=1e-5,
+    )
+    _assert_same(a, b)
+
+
+def test_two_layer_with_biases_end_and_max_steps():
+    """A smooth activation: ReLU kinks make the accepted-step sequence depend on the last
+    bits of the batched vs per-seed matmuls, so step-for-step equality is not expected
+    there (tests/test_core_conservation.py covers ReLU)."""
+    key = jax.random.key(2)
+    data = dynsim.data.teacher_student(key, 12, TwoLayerNet(5, 2))
+    model = TwoLayerNet(5, 6, "tanh", bias=True, output_bias=True)
+    kw = dict(t1=3.0, n_save=9)
+    a, b = _both(model, data, dynsim.init.Gaussian(1.0), **kw)
+    assert np.all(a.status == Status.REACHED_END)
+    np.testing.assert_allclose(a.t_final, 3.0)
+    _assert_same(a, b)
+    a, b = _both(model, data, dynsim.init.Gaussian(1.0), **{**kw, "max_steps": 5})
+    assert np.all(a.status == Status.MAX_STEPS)
+    np.testing.assert_array_equal(a.num_steps, 5)
+    _assert_same(a, b)
+
+
+def test_diverging_seed_does_not_affect_others():
+    """L(θ) = −θ³/3 (x = 1): θ̇ = θ² blows up at t = 1/θ₀ for θ₀ > 0, decays otherwise."""
+    model = LinearNet(1)
+    loss = dynsim.losses.CustomLoss(lambda p, t: -(p**3) / 3)
+    problem = Problem(model, loss, jnp.ones((1, 1)), jnp.zeros(1))
+    p0 = {"W": (jnp.asarray([1.0, -1.0, -0.5]).reshape(3, 1, 1),)}
+    keys = jax.random.split(jax.random.key(4), 3)
+    gf = dynsim.GradientFlow(t1=2.0, divergence=1e6, n_save=5, **TOL)
+    fast = jax.jit(lambda p: gf.run_batch(problem, p, keys))(p0)
+    slow = jax.jit(jax.vmap(lambda p, k: gf.run(problem, p, k)))(p0, keys)
+    assert fast["status"].tolist() == [Status.DIVERGED, Status.REACHED_END, Status.REACHED_END]
+    np.testing.assert_array_equal(fast["status"], slow["status"])
+    np.testing.assert_array_equal(fast["num_steps"], slow["num_steps"])
+    # θ(2) = θ₀/(1 − 2θ₀) for the decaying seeds, 1e-8 relative at rtol 1e-10
+    np.testing.assert_allclose(fast["params"]["W"][0][1:, 0, 0], [-1 / 3, -0.25], rtol=1e-8)
+    # The other seeds are exactly what they are on their own.
+    alone = jax.jit(lambda p: gf.run_batch(problem, p, keys[1:]))(
+        jax.tree.map(lambda x: x[1:], p0)
+    )
+    for x, y in zip(jax.tree.leaves(fast["params"]), jax.tree.leaves(alone["params"])):
+        np.testing.assert_array_equal(x[1:], y)
+    np.testing.assert_array_equal(fast["num_steps"][1:], alone["num_steps"])
+
+
+def test_chunk_invariance():
+    key = jax.random.key(5)
+    data = dynsim.data.regression(key, 6, 5)
+    kw = dict(init=dynsim.init.Gaussian(0.5), key=jax.random.key(7), seeds=5)
+    gf = dynsim.GradientFlow(t1=20.0, stop_loss=1e-8, **TOL)
+    whole = dynsim.simulate(LinearNet(5, [4]), data, dynamics=gf, **kw)
+    chunked = dynsim.simulate(LinearNet(5, [4]), data, dynamics=gf, chunk_size=2, **kw)
+    np.testing.assert_array_equal(whole.status, chunked.status)
+    np.testing.assert_array_equal(whole.num_steps, chunked.num_steps)
+    np.testing.assert_allclose(whole.loss, chunked.loss, rtol=1e-12, atol=1e-300)
+
+
+def test_reverse_mode_matches_vmap_path():
+    key = jax.random.key(6)
+    data = dynsim.data.regression(key, 5, 4)
+
+    def final_loss(scale, batched):
+        gf = dynsim.GradientFlow(t1=2.0, n_save=3, batched=batched, **TOL)
+        res = dynsim.simulate(
+            LinearNet(4, [3]), data, init=dynsim.init.Gaussian(scale), dynamics=gf, seeds=2,
+            key=jax.random.key(0),
+        )
+        return jnp.sum(res.loss[:, -1])
+
+    g_fast = jax.grad(final_loss)(0.5, True)
+    g_slow = jax.grad(final_loss)(0.5, False)
+    np.testing.assert_allclose(g_fast, g_slow, rtol=1e-6)
+
+
+@pytest.mark.parametrize("solver", ["dopri5"])
+def test_other_solvers_fall_back_to_vmap(solver):
+    import diffrax
+
+    gf = dynsim.GradientFlow(solver=diffrax.Dopri5(), t1=1.0, n_save=3)
+    from dynsim._batched_flow import supports_batched
+
+    assert not supports_batched(gf)
+    assert supports_batched(dynsim.GradientFlow())
