@@ -11,7 +11,8 @@ once (`vmap` of the per-seed gradient: batched matrix products).
 Semantics follow diffrax (`diffeqsolve` with `Tsit5`, `PIDController`, `SaveAt(ts=...)`,
 a boolean `Event` and no root finder):
 
-- the initial step size is diffrax's (`PIDController.init`, Hairer's heuristic);
+- the initial step size is `GradientFlow.initial_step` (Hairer's heuristic, as for the
+  per-seed path);
 - a step of Tsit5 (FSAL: 6 new gradient evaluations per step attempt);
 - the error control is `PIDController.adapt_step_size` itself, applied per seed: error
   norm RMS(err / (atol + rtol·max(|y0|, |y1|))), accept iff < 1, same factor limits;
@@ -40,10 +41,6 @@ import jax.numpy as jnp
 from ._custom_types import BatchedParams
 from ._problem import Problem, tree_all_finite, tree_max_abs, tree_norm
 
-try:  # private, but it is what diffeqsolve passes to the step-size controller
-    from diffrax._term import WrapTerm as _WrapTerm
-except ImportError:  # pragma: no cover
-    _WrapTerm = None
 
 # Internal per-seed results (diffrax's RESULTS, restricted to what can happen here).
 _RUNNING, _EVENT, _MAX_STEPS = 0, 1, 2
@@ -122,10 +119,6 @@ def run_batched(flow, problem: Problem, params0: BatchedParams) -> dict[str, Any
     vf = jax.vmap(vf_one)  # (S,), (S, ...) -> (S, ...), (S,)
     term = diffrax.ODETerm(lambda s, y, args: vf_one(s, y)[0])
     error_order = solver.error_order(term)
-    # diffeqsolve hands the controller its terms wrapped in a `WrapTerm` (time
-    # direction); the initial step size depends on it (PIDController.init then skips
-    # Hairer's heuristic and uses 0.01), so do the same to start every seed alike.
-    init_term = _WrapTerm(term, 1) if _WrapTerm is not None else term
 
     def stop(s, params, value, f):
         """The event of `GradientFlow.run`, batched; f = −rate·∇L at `params`."""
@@ -144,10 +137,10 @@ def run_batched(flow, problem: Problem, params0: BatchedParams) -> dict[str, Any
 
     # --- initial state (per seed, as diffeqsolve) -------------------------------------
     s0 = jnp.zeros((n_seeds,), dtype)
-    dt0 = None if flow.dt0 is None else jnp.asarray(flow.dt0, dtype)
+    dt0 = jax.vmap(lambda s, y: flow.initial_step(term, s, s1, y))(s0, params0)
     snext, cstate = jax.vmap(
-        lambda s, y: controller.init(init_term, s, s1, y, dt0, None, solver.func, error_order)
-    )(s0, params0)
+        lambda s, y, h: controller.init(term, s, s1, y, h, None, solver.func, error_order)
+    )(s0, params0, dt0)
     snext = jnp.minimum(snext, s1)
     f0, value0 = vf(s0, params0)
     result0 = jnp.where(stop(s0, params0, value0, f0), _EVENT, _RUNNING).astype(jnp.int32)

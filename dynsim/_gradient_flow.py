@@ -91,8 +91,23 @@ class GradientFlow(AbstractDynamics):
 
     def _controller(self):
         if isinstance(self.solver, diffrax.AbstractAdaptiveSolver):
-            return diffrax.PIDController(rtol=self.rtol, atol=self.atol, pcoeff=0.3, icoeff=0.4)
+            return _PIDController(rtol=self.rtol, atol=self.atol, pcoeff=0.3, icoeff=0.4)
         return diffrax.ConstantStepSize()
+
+    def initial_step(self, term, s0, s1, y0):
+        """The first step: `dt0` if given, else Hairer's heuristic (diffrax's own).
+
+        `diffeqsolve` never runs that heuristic itself (it hands the controller a wrapped
+        term and falls back to dt = 0.01, far too large for stiff flows such as diagonal
+        nets at large α), so dynsim calls it on the plain `ODETerm` and passes the
+        result as `dt0`; the batched loop does the same.
+        """
+        if self.dt0 is not None:
+            return jnp.asarray(self.dt0, jnp.result_type(s0))
+        controller = self._controller()
+        error_order = self.solver.error_order(term)
+        s_next, _ = controller.init(term, s0, s1, y0, None, None, self.solver.func, error_order)
+        return jnp.minimum(s_next, s1) - s0
 
     def run_batch(self, problem: Problem, params0: Params, keys: Key) -> dict[str, Any]:
         """`run` for a batch of seeds; see the `batched` field."""
@@ -131,12 +146,15 @@ class GradientFlow(AbstractDynamics):
                 diffrax.SubSaveAt(t1=True),
             ]
         )
+        term = diffrax.ODETerm(vector_field)
+        s0, s1 = jnp.zeros((), ts.dtype), to_s(jnp.asarray(self.t1, ts.dtype))
+        adaptive = isinstance(self.solver, diffrax.AbstractAdaptiveSolver)
         sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(vector_field),
+            term,
             self.solver,
-            t0=jnp.zeros((), ts.dtype),
-            t1=to_s(jnp.asarray(self.t1, ts.dtype)),
-            dt0=self.dt0,
+            t0=s0,
+            t1=s1,
+            dt0=self.initial_step(term, s0, s1, params0) if adaptive else self.dt0,
             y0=params0,
             saveat=saveat,
             stepsize_controller=self._controller(),
@@ -181,6 +199,21 @@ def _status(successful, event, max_steps, diverged):
         jnp.where(event, Status.CONVERGED, jnp.where(max_steps, Status.MAX_STEPS, Status.FAILED)),
     )
     return jnp.where(diverged, Status.DIVERGED, status).astype(jnp.int8)
+
+
+class _PIDController(diffrax.PIDController):
+    """diffrax's PID controller, robust to a NaN error estimate.
+
+    A trial step that overflows gives y_error = NaN, which diffrax turns into a NaN step
+    size (the solve then never advances); here NaN errors count as infinite, so the step
+    is rejected and shrunk by `factormin`, as diffrax does for infinite errors.
+    """
+
+    def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state):
+        y_error = jax.tree.map(lambda e: jnp.where(jnp.isnan(e), jnp.inf, e), y_error)
+        return super().adapt_step_size(
+            t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state
+        )
 
 
 def _dtype(params):

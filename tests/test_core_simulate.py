@@ -194,3 +194,15 @@ def test_float32_default_and_float64_when_enabled():
     data = dynsim.data.regression(jax.random.key(0), 4, 6)
     res = dynsim.simulate(LinearNet(6, [5]), data, init=dynsim.init.Gaussian(0.3), dynamics=_gf(t1=1.0), seeds=2, key=jax.random.key(0))
     assert res.loss.dtype == np.float64 and res.params["W"][0].dtype == np.float64
+
+
+def test_stiff_start_advances():
+    """DiagonalNet at α = 100 is stiff (λ ~ 4α²λ_max(XᵀX)): diffrax's default first step
+    (0.01) overflows and its NaN error estimate used to freeze the solve at t = 0. The
+    first step now comes from Hairer's heuristic and NaN errors shrink the step."""
+    data = dynsim.data.sparse_regression(jax.random.key(0), 10, 20, 2)
+    for batched in (True, False):
+        flow = dynsim.GradientFlow(t1=1e-3, rtol=1e-8, atol=1e-10, max_steps=5000, batched=batched)
+        res = dynsim.simulate(DiagonalNet(20), data, init=dynsim.init.Constant(100.0), dynamics=flow, seeds=1, key=jax.random.key(0))
+        assert res.status[0] == dynsim.Status.REACHED_END, batched
+        assert res.loss[0, -1] < 0.5 * res.loss[0, 0]
