@@ -5,6 +5,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ._custom_types import Key, Params
@@ -66,3 +67,26 @@ def log_grid(t1: float, n: int, first: float) -> np.ndarray:
     if n < 2:
         return np.asarray([float(t1)])
     return np.concatenate([[0.0], np.geomspace(first, t1, n - 1)])
+
+
+def blockwise(fn, block_size, problem, params0, keys):
+    """`fn(problem, params0, keys)` applied to consecutive blocks of `block_size` seeds.
+
+    The blocks run one after another inside one program (`lax.map`); the batch is padded
+    with copies of its last seed to a multiple of `block_size` and the padding is dropped.
+    """
+    n = jax.tree.leaves(params0)[0].shape[0]
+    if block_size is None or n <= block_size:
+        return fn(problem, params0, keys)
+    n_blocks = -(-n // block_size)
+    pad = n_blocks * block_size - n
+
+    def split(x):
+        if pad:
+            x = jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)])
+        return x.reshape((n_blocks, block_size) + x.shape[1:])
+
+    out = jax.lax.map(
+        lambda a: fn(problem, a[0], a[1]), (jax.tree.map(split, params0), split(keys))
+    )
+    return jax.tree.map(lambda x: x.reshape((n_blocks * block_size,) + x.shape[2:])[:n], out)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ._custom_types import Key, Params
 from ._batched_flow import run_batched, supports_batched
-from ._dynamics import AbstractDynamics, check_positive, check_ts, log_grid
+from ._dynamics import AbstractDynamics, blockwise, check_positive, check_ts, log_grid
 from ._problem import Problem, tree_all_finite, tree_max_abs, tree_norm
 from ._status import Status
 
@@ -42,6 +42,11 @@ class GradientFlow(AbstractDynamics):
       `RecursiveCheckpointAdjoint` (reverse mode works; forward mode does not), otherwise
       `run_batch` falls back to `vmap(run)`. `False`: always `vmap(run)` (per-seed
       `diffeqsolve`), needed for other adjoints (`ForwardMode`, `BacksolveAdjoint`).
+    - `block_size`: seeds are integrated in blocks of this many, one block after the
+      other inside the same compiled program (`lax.map`): the solver state of a block
+      stays in cache, and a block stops as soon as its own seeds are done (measured on
+      2 CPU cores, W1 at 1,024 seeds: 32 is ~2× faster per gradient evaluation than one
+      block of 1,024). `None`: one block. Results do not depend on it.
     """
 
     t1: float = 100.0
@@ -58,8 +63,11 @@ class GradientFlow(AbstractDynamics):
     log_time: bool = eqx.field(static=True, default=False)
     adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint()
     batched: bool = eqx.field(static=True, default=True)
+    block_size: int | None = eqx.field(static=True, default=32)
 
     def __check_init__(self):
+        if self.block_size is not None and int(self.block_size) < 1:
+            raise ValueError(f"block_size: must be a positive integer or None; got {self.block_size}")
         check_positive("t1", self.t1)
         check_positive("rtol", self.rtol)
         check_positive("atol", self.atol)
@@ -110,7 +118,10 @@ class GradientFlow(AbstractDynamics):
         return jnp.minimum(s_next, s1) - s0
 
     def run_batch(self, problem: Problem, params0: Params, keys: Key) -> dict[str, Any]:
-        """`run` for a batch of seeds; see the `batched` field."""
+        """`run` for a batch of seeds; see the `batched` and `block_size` fields."""
+        return blockwise(self._run_block, self.block_size, problem, params0, keys)
+
+    def _run_block(self, problem: Problem, params0: Params, keys: Key) -> dict[str, Any]:
         if self.batched and supports_batched(self):
             return run_batched(self, problem, params0)
         return super().run_batch(problem, params0, keys)

@@ -38,9 +38,14 @@ def test_same_key_is_bitwise_reproducible_and_keys_differ(data):
     assert not np.allclose(a.params0["W"][0], c.params0["W"][0])
 
 
-@pytest.mark.parametrize("dynamics", ["gf", "gd"])
+@pytest.mark.parametrize("dynamics", ["gf", "gf-blocks", "gf-vmap-blocks", "gd"])
 def test_chunking_invariance(data, dynamics):
-    dyn = _gf() if dynamics == "gf" else dynsim.GradientDescent(learning_rate=0.01, steps=300)
+    dyn = {
+        "gf": _gf(),
+        "gf-blocks": _gf(block_size=2),  # padded blocks inside each chunk
+        "gf-vmap-blocks": _gf(block_size=3, batched=False),
+        "gd": dynsim.GradientDescent(learning_rate=0.01, steps=300),
+    }[dynamics]
     whole = _run(data, dynamics=dyn)
     for chunk in (1, 3, 5):
         assert trees_equal(_per_seed_fields(whole), _per_seed_fields(_run(data, chunk_size=chunk, dynamics=dyn)))
