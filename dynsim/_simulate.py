@@ -36,6 +36,7 @@ def simulate(
     save_conserved: bool = False,
     seed_start: int = 0,
     callback: Callable | None = None,
+    devices: Any = None,
 ) -> SimulationResult:
     r"""Train `seeds` independent initializations of `model` on `data` under `dynamics`.
 
@@ -64,6 +65,10 @@ def simulate(
     - `callback`: called as `callback(start, stop, chunk)` after each chunk finishes, with
       `chunk` a dict of host arrays for seeds [start, stop) (used by the results store to
       persist work as it completes).
+    - `devices`: `None` (the default device), `"all"` (every local device) or a sequence
+      of devices: each chunk's seeds are split evenly across them with `jax.shard_map`
+      (the chunk is padded to a multiple of the device count). Per-seed results do not
+      depend on the devices used.
 
     **Returns:** a `SimulationResult`.
 
@@ -76,8 +81,11 @@ def simulate(
         model, loss_fn, dataset.X, dataset.y, metric_items, bool(save_params), bool(save_conserved)
     )
     init_data = Dataset(dataset.X, dataset.y)  # no `info`: keeps the static part hashable
+    devices = _check_devices(devices)
     chunk = seeds if chunk_size is None else min(int(chunk_size), seeds)
+    chunk = -(-chunk // len(devices)) * len(devices)
     n_chunks = -(-seeds // chunk)
+    devices = devices if len(devices) > 1 else None
     args = (problem, init_fn, dynamics, init_data, key)
     dynamic, static = eqx.partition(args, eqx.is_array)
     traced = not _at_top_level() or any(
@@ -87,9 +95,9 @@ def simulate(
     t_start = time.perf_counter()
     compile_time = float("nan")
     if traced:
-        runner = lambda ids: _run_chunk(dynamic, static, ids)
+        runner = lambda ids: _run_chunk(dynamic, static, ids, devices)
     else:
-        runner, compile_time = _compiled(dynamic, static, chunk)
+        runner, compile_time = _compiled(dynamic, static, chunk, devices)
     outputs = []
     for c in range(n_chunks):
         lo = seed_start + c * chunk
@@ -150,11 +158,26 @@ def _seed_keys(key, seed_id):
     return tuple(jax.random.split(jax.random.fold_in(key, seed_id)))
 
 
-@jax.jit(static_argnums=1)
-def _run_chunk(dynamic, static, ids):
+@jax.jit(static_argnums=(1, 3))
+def _run_chunk(dynamic, static, ids, devices=None):
     TRACE_COUNT["chunk"] += 1
     if isinstance(static, _ById):
         static = static.value
+    if devices is None:
+        return _run_seeds(dynamic, static, ids)
+    P = jax.sharding.PartitionSpec
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("seeds",))
+    sharded = jax.shard_map(
+        lambda d, i: _run_seeds(d, static, i),
+        mesh=mesh,
+        in_specs=(P(), P("seeds")),
+        out_specs=P("seeds"),
+        check_vma=False,
+    )
+    return sharded(dynamic, ids)
+
+
+def _run_seeds(dynamic, static, ids):
     problem, init_fn, dynamics, data, key = eqx.combine(dynamic, static)
     k_init, k_dyn = jax.vmap(lambda i: _seed_keys(key, i))(ids)
     params0 = jax.vmap(lambda k: init_fn(problem.model, data, k))(k_init)
@@ -163,10 +186,10 @@ def _run_chunk(dynamic, static, ids):
     return out
 
 
-def _compiled(dynamic, static, chunk):
+def _compiled(dynamic, static, chunk, devices=None):
     """AOT-compile the chunk function once per configuration; returns (fn, seconds)."""
     avals = tuple((x.shape, x.dtype) for x in jax.tree.leaves(dynamic))
-    cache_key = (static, jax.tree.structure(dynamic), avals, chunk)
+    cache_key = (static, jax.tree.structure(dynamic), avals, chunk, devices)
     try:
         hash(cache_key)
     except TypeError:  # unhashable user objects: compile once for this call, no caching
@@ -176,7 +199,7 @@ def _compiled(dynamic, static, chunk):
         return (lambda ids: compiled(dynamic, ids)), 0.0
     t0 = time.perf_counter()
     ids = jax.ShapeDtypeStruct((chunk,), jnp.int32)
-    compiled = _run_chunk.lower(dynamic, static, ids).compile()
+    compiled = _run_chunk.lower(dynamic, static, ids, devices).compile()
     seconds = time.perf_counter() - t0
     if cache_key is not None:
         if len(_COMPILED) >= _CACHE_SIZE:
@@ -257,6 +280,22 @@ def _validate(model, data, init, dynamics, seeds, key, loss, chunk_size, metrics
     if bad_dtype:
         raise ValueError(f"init: parameters must have the data's dtype {dtype}; got {bad_dtype[0]}")
     return model, dataset, loss_fn, init_fn, metric_items
+
+
+def _check_devices(devices) -> tuple:
+    if devices is None:
+        return (jax.devices()[0],)
+    if isinstance(devices, str):
+        if devices != "all":
+            raise ValueError(f"devices: expected None, 'all' or a sequence of devices; got {devices!r}")
+        return tuple(jax.local_devices())
+    try:
+        devices = tuple(devices)
+    except TypeError:
+        raise ValueError(f"devices: expected None, 'all' or a sequence of devices; got {devices!r}") from None
+    if not devices or not all(isinstance(d, jax.Device) for d in devices):
+        raise ValueError(f"devices: expected a non-empty sequence of jax devices; got {devices!r}")
+    return devices
 
 
 def _check_key(key):
