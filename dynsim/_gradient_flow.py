@@ -46,7 +46,11 @@ class GradientFlow(AbstractDynamics):
       other inside the same compiled program (`lax.map`): the solver state of a block
       stays in cache, and a block stops as soon as its own seeds are done (measured on
       2 CPU cores, W1 at 1,024 seeds: 32 is ~2× faster per gradient evaluation than one
-      block of 1,024). `None`: one block. Results do not depend on it.
+      block of 1,024). `None`: one block. Every block has exactly `block_size` seeds
+      (padded), so a seed's result is bitwise independent of `chunk_size` and of the
+      other seeds; changing `block_size` itself changes results at rounding level
+      (matmul kernels depend on the batch shape), which chaotic or very long
+      trajectories (e.g. 10⁴ steps in float32) can amplify into different step counts.
     """
 
     t1: float = 100.0
