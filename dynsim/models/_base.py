@@ -113,3 +113,38 @@ def gaussian_like(key: Key, shapes: dict[str, Any], stds: dict[str, Any]) -> Par
         else:
             out[name] = stds[name] * jax.random.normal(k, leaf.shape, leaf.dtype)
     return out
+
+
+class AbstractLayeredNet(AbstractModel):
+    """A stack of dense layers d_0 = `in_dim` → d_1 … d_{L−1} (`hidden`) → d_L = `out_dim`
+    (1 for scalar outputs, `out_dim=None`), with weights W_l of shape (d_l, d_{l−1})."""
+
+    in_dim_: eqx.AbstractVar[int]
+    hidden: eqx.AbstractVar[tuple[int, ...]]
+    out_dim: eqx.AbstractVar[int | None]
+
+    @property
+    def in_dim(self) -> int:
+        return self.in_dim_
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return () if self.out_dim is None else (self.out_dim,)
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return (self.in_dim_, *self.hidden, self.out_dim or 1)
+
+    @property
+    def depth(self) -> int:
+        return len(self.hidden) + 1
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(f"layer{l + 1}" for l in range(self.depth))
+
+    def weight_shapes(self, dtype: Any = None) -> tuple:
+        """(W_1, …, W_L) as `jax.ShapeDtypeStruct`s."""
+        dtype = default_dtype(dtype)
+        d = self.dims
+        return tuple(jax.ShapeDtypeStruct((d[l + 1], d[l]), dtype) for l in range(self.depth))

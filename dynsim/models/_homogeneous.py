@@ -7,10 +7,10 @@ import jax.numpy as jnp
 
 from .._custom_types import Array, Inputs, Key, Params, Predictions
 from ._activations import activation_fn, homogeneity_degree
-from ._base import AbstractModel, default_dtype, gaussian_like, per_layer
+from ._base import AbstractLayeredNet, gaussian_like, per_layer
 
 
-class HomogeneousNet(AbstractModel):
+class HomogeneousNet(AbstractLayeredNet):
     r"""f(x) = W_L σ(W_{L−1} ⋯ σ(W_1 x)) with σ = relu or leaky relu, no biases.
 
     f is positively homogeneous of degree L in θ: f(cθ; x) = c^L f(θ; x), the setting of
@@ -51,21 +51,9 @@ class HomogeneousNet(AbstractModel):
         self.activation = activation
         self.leaky_slope = leaky_slope
 
-    @property
-    def in_dim(self) -> int:
-        return self.in_dim_
 
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return () if self.out_dim is None else (self.out_dim,)
 
-    @property
-    def dims(self) -> tuple[int, ...]:
-        return (self.in_dim_, *self.hidden, self.out_dim or 1)
 
-    @property
-    def depth(self) -> int:
-        return len(self.hidden) + 1
 
     @property
     def degree(self) -> int:
@@ -76,16 +64,8 @@ class HomogeneousNet(AbstractModel):
     def width(self) -> int:
         return min(self.hidden)
 
-    @property
-    def layers(self) -> tuple[str, ...]:
-        return tuple(f"layer{l + 1}" for l in range(self.depth))
-
     def param_shapes(self, dtype: Any = None) -> dict[str, Any]:
-        dtype = default_dtype(dtype)
-        d = self.dims
-        return {
-            "W": tuple(jax.ShapeDtypeStruct((d[l + 1], d[l]), dtype) for l in range(self.depth))
-        }
+        return {"W": self.weight_shapes(dtype)}
 
     def gaussian(self, key: Key, std: Any, dtype: Any = None) -> Params:
         return gaussian_like(key, self.param_shapes(dtype), {"W": per_layer(std, self.depth)})

@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 
 from .._custom_types import Array, Inputs, Key, Params, Predictions
-from ._base import AbstractModel, default_dtype, gaussian_like, per_layer
+from ._base import AbstractLayeredNet, default_dtype, gaussian_like, per_layer
 
 
-class LinearNet(AbstractModel):
+class LinearNet(AbstractLayeredNet):
     r"""Deep linear network f(x) = W_L(⋯(W_2(W_1x + b_1) + b_2)⋯) + b_L.
 
     Parameters: `{"W": (W_1, …, W_L)}` with W_l of shape (d_l, d_{l-1}), d_0 = `in_dim`,
@@ -51,21 +51,9 @@ class LinearNet(AbstractModel):
         self.out_dim = None if out_dim is None else int(out_dim)
         self.bias = bool(bias)
 
-    @property
-    def in_dim(self) -> int:
-        return self.in_dim_
 
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return () if self.out_dim is None else (self.out_dim,)
 
-    @property
-    def dims(self) -> tuple[int, ...]:
-        return (self.in_dim_, *self.hidden, self.out_dim or 1)
 
-    @property
-    def depth(self) -> int:
-        return len(self.hidden) + 1
 
     @property
     def width(self) -> int:
@@ -73,20 +61,11 @@ class LinearNet(AbstractModel):
             raise NotImplementedError("LinearNet without hidden layers has no width")
         return min(self.hidden)
 
-    @property
-    def layers(self) -> tuple[str, ...]:
-        return tuple(f"layer{l + 1}" for l in range(self.depth))
-
     def param_shapes(self, dtype: Any = None) -> dict[str, Any]:
-        dtype = default_dtype(dtype)
-        d = self.dims
-        shapes = {
-            "W": tuple(jax.ShapeDtypeStruct((d[l + 1], d[l]), dtype) for l in range(self.depth))
-        }
+        shapes = {"W": self.weight_shapes(dtype)}
         if self.bias:
-            shapes["b"] = tuple(
-                jax.ShapeDtypeStruct((d[l + 1],), dtype) for l in range(self.depth)
-            )
+            dtype = default_dtype(dtype)
+            shapes["b"] = tuple(jax.ShapeDtypeStruct((w.shape[0],), dtype) for w in shapes["W"])
         return shapes
 
     def gaussian(self, key: Key, std: Any, dtype: Any = None) -> Params:
