@@ -6,6 +6,8 @@ from . import data as data
 from . import init as init
 from . import losses as losses
 from . import models as models
+from ._distributed import process_seed_range as process_seed_range
+from ._distributed import simulate_local_share as simulate_local_share
 from ._dynamics import AbstractDynamics as AbstractDynamics
 from ._gradient_descent import GradientDescent as GradientDescent
 from ._gradient_flow import GradientFlow as GradientFlow
