@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from ._custom_types import BatchedParams
-from ._problem import Problem, tree_all_finite, tree_max_abs, tree_norm
+from ._problem import Problem, at_steady_state, is_diverged, tree_norm
 
 
 # Internal per-seed results (diffrax's RESULTS, restricted to what can happen here).
@@ -122,18 +122,13 @@ def run_batched(flow, problem: Problem, params0: BatchedParams) -> dict[str, Any
 
     def stop(s, params, value, f):
         """The event of `GradientFlow.run`, batched; f = −rate·∇L at `params`."""
-        bad = jax.vmap(lambda p: ~tree_all_finite(p) | (tree_max_abs(p) > flow.divergence))(
-            params
-        )
-        done = jnp.zeros_like(bad)
-        if flow.stop_loss is not None:
-            done = done | (value < flow.stop_loss)
-        if flow.stop_grad_norm is not None:
+        bad = jax.vmap(lambda p: is_diverged(p, flow.divergence))(params)
+
+        def grad_norm():  # ‖∇L‖ = ‖f‖ / rate
             gnorm = jax.vmap(tree_norm)(f)
-            if flow.log_time:
-                gnorm = gnorm / jnp.exp(s)
-            done = done | (gnorm < flow.stop_grad_norm)
-        return bad | done
+            return gnorm / jnp.exp(s) if flow.log_time else gnorm
+
+        return bad | at_steady_state(value, grad_norm, flow.stop_loss, flow.stop_grad_norm)
 
     # --- initial state (per seed, as diffeqsolve) -------------------------------------
     s0 = jnp.zeros((n_seeds,), dtype)
@@ -264,9 +259,7 @@ def run_batched(flow, problem: Problem, params0: BatchedParams) -> dict[str, Any
         final["saved"],
         final_summary,
     )
-    diverged = jax.vmap(lambda p: ~tree_all_finite(p) | (tree_max_abs(p) > flow.divergence))(
-        y_final
-    )
+    diverged = jax.vmap(lambda p: is_diverged(p, flow.divergence))(y_final)
     status = _status(result == _RUNNING, result == _EVENT, result == _MAX_STEPS, diverged)
     return {
         "params": y_final,

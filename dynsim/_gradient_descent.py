@@ -12,7 +12,7 @@ import optax
 
 from ._custom_types import Key, Params
 from ._dynamics import AbstractDynamics, check_positive, check_ts, log_grid
-from ._problem import Problem, tree_all_finite, tree_max_abs, tree_norm
+from ._problem import Problem, at_steady_state, is_diverged, tree_norm
 from ._status import Status
 
 
@@ -115,14 +115,10 @@ class GradientDescent(AbstractDynamics):
         def body(carry):
             params, opt_state, k, status, target = carry
             value, grads = value_and_grad(params, k)
-            bad = ~jnp.isfinite(value) | ~tree_all_finite(params) | (
-                tree_max_abs(params) > self.divergence
+            bad = ~jnp.isfinite(value) | is_diverged(params, self.divergence)
+            done = at_steady_state(
+                value, lambda: tree_norm(grads), self.stop_loss, self.stop_grad_norm
             )
-            done = jnp.asarray(False)
-            if self.stop_loss is not None:
-                done = done | (value < self.stop_loss)
-            if self.stop_grad_norm is not None:
-                done = done | (tree_norm(grads) < self.stop_grad_norm)
             status = jnp.where(bad, Status.DIVERGED, jnp.where(done, Status.CONVERGED, status))
             proceed = status == _RUNNING
             updates, new_state = opt.update(grads, opt_state, params)
@@ -152,7 +148,7 @@ class GradientDescent(AbstractDynamics):
         grid = jnp.asarray(grid_np, dtype=jnp.int32)
         init = (params0, opt.init(params0), jnp.zeros((), jnp.int32), jnp.asarray(_RUNNING, jnp.int8))
         (params, _, k, status), saved = jax.lax.scan(interval, init, grid)
-        diverged = ~tree_all_finite(params) | (tree_max_abs(params) > self.divergence)
+        diverged = is_diverged(params, self.divergence)
         status = jnp.where(status == _RUNNING, Status.REACHED_END, status)
         status = jnp.where(diverged, Status.DIVERGED, status).astype(jnp.int8)
         return {

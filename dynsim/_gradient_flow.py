@@ -11,7 +11,7 @@ import numpy as np
 from ._custom_types import Key, Params
 from ._batched_flow import run_batched, supports_batched
 from ._dynamics import AbstractDynamics, blockwise, check_positive, check_ts, log_grid
-from ._problem import Problem, tree_all_finite, tree_max_abs, tree_norm
+from ._problem import Problem, at_steady_state, is_diverged, tree_norm
 from ._status import Status
 
 
@@ -144,16 +144,13 @@ class GradientFlow(AbstractDynamics):
             return jax.tree.map(lambda x: -rate * x, g)
 
         def stop_condition(s, params, args, **kwargs):
-            bad = ~tree_all_finite(params) | (tree_max_abs(params) > self.divergence)
+            bad = is_diverged(params, self.divergence)
             if self.stop_loss is None and self.stop_grad_norm is None:
                 return bad
             value, grads = problem.value_and_grad(params)
-            done = jnp.asarray(False)
-            if self.stop_loss is not None:
-                done = done | (value < self.stop_loss)
-            if self.stop_grad_norm is not None:
-                done = done | (tree_norm(grads) < self.stop_grad_norm)
-            return bad | done
+            return bad | at_steady_state(
+                value, lambda: tree_norm(grads), self.stop_loss, self.stop_grad_norm
+            )
 
         saveat = diffrax.SaveAt(
             subs=[
@@ -190,7 +187,7 @@ class GradientFlow(AbstractDynamics):
             saved,
             final_summary,
         )
-        diverged = ~tree_all_finite(final) | (tree_max_abs(final) > self.divergence)
+        diverged = is_diverged(final, self.divergence)
         status = _status(
             sol.result == diffrax.RESULTS.successful,
             sol.result == diffrax.RESULTS.event_occurred,

@@ -57,3 +57,21 @@ def tree_max_abs(tree) -> Scalar:
 
 def tree_all_finite(tree) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def is_diverged(params, bound) -> Array:
+    """Non-finite parameters, or max|θ_i| above `bound` (the dynamics' `divergence`)."""
+    return ~tree_all_finite(params) | (tree_max_abs(params) > bound)
+
+
+def at_steady_state(value, grad_norm, stop_loss, stop_grad_norm) -> Array:
+    """L < `stop_loss` or ‖∇L‖ < `stop_grad_norm` (either threshold may be None).
+
+    `grad_norm` is a zero-argument callable, evaluated only when `stop_grad_norm` is set.
+    """
+    done = jnp.zeros(jnp.shape(value), bool)
+    if stop_loss is not None:
+        done = done | (value < stop_loss)
+    if stop_grad_norm is not None:
+        done = done | (grad_norm() < stop_grad_norm)
+    return done
