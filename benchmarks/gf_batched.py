@@ -9,19 +9,25 @@ Workloads (float32, squared loss ½‖r‖²):
 - W1: LinearNet(50, [100]) scalar output, regression(n=20, d=50), Gaussian(0.1),
   stop at L < 1e-8 (t1 = 1e4).
 - W2: DiagonalNet(100) on sparse_regression(n=40, d=100, k=5), Constant(α),
-  α ∈ {1e-3, 1e-1, 1, 10}, stop at L < 1e-10 (t1 = 1e6, log-time for α = 1e-3).
+  α ∈ {1e-3, 1e-1, 1, 10}, stop at L < 1e-10 (t1 = 1e6, log-time for α = 1e-3; α ≥ 1
+  is stiff and ends at max_steps = 1e5 above that loss).
 - W3: TwoLayerNet(20, 50, relu, bias) student, teacher TwoLayerNet(20, 4), n = 100,
-  Gaussian(1.0), integrated to t1 = 50.
+  Gaussian(1.0), integrated to t1 = 10 with at most 10⁴ steps (ReLU kinks make adaptive
+  steps chatter).
 
 Methods (rows), all timed after compilation, `block_until_ready`d:
 
-- `batched`: `GradientFlow()` (one adaptive Tsit5 loop over the batch) via `simulate`.
+- `batched`: `GradientFlow()` (one adaptive Tsit5 loop over the batch) via `simulate`,
+  saving its default 65 summaries (loss, gradient norm: one loss-and-gradient evaluation
+  each, NOT counted in `evals`).
+- `batched-final`: the same with `n_save=1` (only the final state), like the scan.
 - `vmap-diffrax`: `GradientFlow(batched=False)` (vmap of per-seed `diffeqsolve`), on at
   most `--vmap-seeds` seeds.
 - `rk4-scan`: hand-written `jit(vmap(lax.scan))` fixed-step RK4 with the same number of
   gradient evaluations per seed as the adaptive run (no saving, no stopping).
-- `scipy`: `solve_ivp(RK45)` per seed, same tolerances and stopping event, on
-  `--scipy-seeds` seeds; the wall time is extrapolated linearly to all seeds.
+- `scipy`: `solve_ivp(RK45)` per seed, same tolerances and stopping event, to the
+  batched run's median stop time, on `--scipy-seeds` seeds; the wall time is
+  extrapolated linearly to all seeds.
 - `torchdiffeq`: only if `import torchdiffeq` works (otherwise a skipped row).
 
 Gradient evaluations ("evals"): Tsit5 = 6 per step attempt (FSAL) per seed, counted per
@@ -30,7 +36,10 @@ counted: `us/eval` is charged only for useful work; `evals_exec` counts what the
 loop actually computed); RK4 = 4 per step; scipy/torchdiffeq = their `nfev`.
 FLOPs per gradient evaluation are analytic (multiply-adds × 2 of the forward and
 backward matrix products; elementwise work ignored). Peak memory: `ru_maxrss` of the
-process after the row (monotone: a row can only show the running maximum).
+process after the row (monotone: a row can only show the running maximum) and, for the
+dynsim rows, `XLA MB`: arguments + outputs + temporaries of the compiled chunk program
+(`Compiled.memory_analysis()`), the footprint that must scale linearly with seeds.
+The JSON file is rewritten after every (workload, seeds) point.
 """
 
 import argparse
@@ -91,6 +100,8 @@ def workloads(names):
                     # Constant(α) every seed is identical and XLA hoists the repeated
                     # blocks out of the loop, which would make the timing meaningless.
                     init=_shaped_constant(alpha, d),
+                    # α ≥ 1 is stiff for explicit solvers (rates ~α²·λ_max(XᵀX)): such
+                    # runs end at max_steps = 1e5 (status MAX_STEPS) above the target loss.
                     flow=dict(t1=1e6, stop_loss=1e-10, log_time=alpha < 1e-2),
                     flops=2 * n * 2 * d,
                 )
@@ -104,7 +115,9 @@ def workloads(names):
                 model=TwoLayerNet(d, m),
                 data=dynsim.data.teacher_student(key, n, teacher),
                 init=dynsim.init.Gaussian(1.0),
-                flow=dict(t1=50.0),
+                # ReLU kinks make the adaptive step chatter (~10⁴–10⁵ steps to t = 50):
+                # a horizon of t = 10 and at most 10⁴ steps keep the sweep affordable.
+                flow=dict(t1=10.0, max_steps=10_000),
                 flops=2 * n * (2 * d * m + 3 * m),
             )
         )
@@ -116,7 +129,7 @@ def maxrss_mb():
     return r / 1024 if platform.system() == "Linux" else r / 2**20
 
 
-def row(wl, method, seeds, wall, compile_s, evals, steps=None, evals_exec=None, note=""):
+def row(wl, method, seeds, wall, compile_s, evals, steps=None, evals_exec=None, note="", xla_mb=None):
     us = 1e6 * wall / evals if evals else float("nan")
     return dict(
         workload=wl["name"],
@@ -130,22 +143,39 @@ def row(wl, method, seeds, wall, compile_s, evals, steps=None, evals_exec=None, 
         us_per_eval=float(us),
         gflops=float(wl["flops"] * evals / wall / 1e9) if evals else float("nan"),
         maxrss_mb=float(maxrss_mb()),
+        xla_mb=None if xla_mb is None else float(xla_mb),
         note=note,
     )
 
 
-def run_sim(wl, seeds, batched, chunk=None):
-    flow = dynsim.GradientFlow(batched=batched, **wl["flow"])
+def xla_memory_mb():
+    """Peak memory XLA planned for the program `simulate` compiled last (arguments +
+    outputs + temporaries, MiB): the device-memory footprint of one chunk, exact and
+    per configuration (unlike `ru_maxrss`, which only grows over the process)."""
+    from dynsim import _simulate
+
+    if not _simulate._COMPILED:
+        return None
+    m = list(_simulate._COMPILED.values())[-1].memory_analysis()
+    if m is None:
+        return None
+    total = m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+    return (total - m.alias_size_in_bytes) / 2**20
+
+
+def run_sim(wl, seeds, batched, chunk=None, **flow_kw):
+    flow = dynsim.GradientFlow(batched=batched, **{**wl["flow"], **flow_kw})
     res = dynsim.simulate(
         wl["model"], wl["data"], init=wl["init"], dynamics=flow, seeds=seeds,
         key=jax.random.key(1), chunk_size=chunk,
     )
+    xla_mb = xla_memory_mb()
     wall = res.wall_time - res.compile_time
     steps = np.asarray(res.num_steps, dtype=np.int64)
     evals = int(6 * steps.sum() + seeds)  # + the FSAL evaluation at t = 0
     n_chunk = seeds if chunk is None else chunk
     exec_ = int(sum(6 * steps[i : i + n_chunk].max() * n_chunk for i in range(0, seeds, n_chunk)))
-    return res, wall, evals, exec_
+    return res, wall, evals, exec_, xla_mb
 
 
 def grad_fn(wl):
@@ -186,7 +216,7 @@ def rk4_scan(wl, seeds, n_steps, t_end):
     return time.perf_counter() - t0, compile_s
 
 
-def scipy_loop(wl, seeds, total_seeds):
+def scipy_loop(wl, seeds, total_seeds, t_end):
     from scipy.integrate import solve_ivp
 
     problem, _ = grad_fn(wl)
@@ -200,8 +230,7 @@ def scipy_loop(wl, seeds, total_seeds):
         rate = jnp.exp(s) if log_time else 1.0
         return v, -rate * g
 
-    t1 = wl["flow"]["t1"]
-    s1 = np.log1p(t1) if log_time else t1
+    s1 = t_end  # the batched run's median stop time (already in log-time if used)
     stop = wl["flow"].get("stop_loss")
     vg(0.0, flat0)  # compile
     nfev, wall = 0, 0.0
@@ -260,16 +289,22 @@ def torchdiffeq_rows(wl, seeds, t_end):
 
 def bench(wl, seeds, args):
     rows = []
-    res, wall, evals, exec_ = run_sim(wl, seeds, True)
+    res, wall, evals, exec_, xla_mb = run_sim(wl, seeds, True)
     steps = float(np.mean(res.num_steps))
     status = np.bincount(np.asarray(res.status), minlength=5).tolist()
     rows.append(row(wl, "batched", seeds, wall, res.compile_time, evals, steps, exec_,
-                    note=f"status counts {status}"))
+                    note=f"{res.ts.shape[-1]} summaries saved; status counts {status}",
+                    xla_mb=xla_mb))
+    # The same solve saving only the final state: what the scan baseline does (the saved
+    # summaries cost a loss-and-gradient evaluation each, not counted in `evals`).
+    rf, wf, ef, xf, mf = run_sim(wl, seeds, True, n_save=1)
+    rows.append(row(wl, "batched-final", seeds, wf, rf.compile_time, ef, float(np.mean(rf.num_steps)),
+                    xf, note="n_save=1", xla_mb=mf))
     if args.vmap_seeds > 0:
         sv = min(seeds, args.vmap_seeds)
-        r2, w2, e2, _ = run_sim(wl, sv, False)
+        r2, w2, e2, _, m2 = run_sim(wl, sv, False)
         rows.append(row(wl, "vmap-diffrax", sv, w2, r2.compile_time, e2, float(np.mean(r2.num_steps)),
-                        note=f"{sv} seeds"))
+                        note=f"{sv} seeds", xla_mb=m2))
     n_rk4 = max(1, int(round((evals / seeds) / 4)))
     t_end = float(np.median(res.t_final))
     if wl["flow"].get("log_time"):
@@ -279,10 +314,11 @@ def bench(wl, seeds, args):
                     note="same evals/seed as batched"))
     if args.scipy_seeds > 0:
         ss = min(seeds, args.scipy_seeds)
-        w4, nfev = scipy_loop(wl, ss, seeds)
+        w4, nfev = scipy_loop(wl, ss, seeds, t_end)
         rows.append(row(wl, "scipy", seeds, w4 * seeds / ss, 0.0, nfev * seeds // ss,
                         note=f"RK45 on {ss} seeds, extrapolated x{seeds / ss:g}"))
-    td = torchdiffeq_rows(wl, seeds, t_end)
+    td = (torchdiffeq_rows(wl, seeds, t_end) if seeds <= args.torch_max_seeds
+          else f"skipped: more than --torch-max-seeds={args.torch_max_seeds} seeds")
     if isinstance(td, str):
         rows.append(dict(workload=wl["name"], method="torchdiffeq", seeds=seeds, note=td))
     else:
@@ -292,7 +328,7 @@ def bench(wl, seeds, args):
 
 
 def fmt(rows):
-    head = f"{'workload':<12} {'method':<13} {'seeds':>6} {'wall s':>8} {'compile s':>9} {'steps':>8} {'evals':>11} {'us/eval':>8} {'GFLOP/s':>8} {'maxrss MB':>9}  note"
+    head = f"{'workload':<12} {'method':<13} {'seeds':>6} {'wall s':>8} {'compile s':>9} {'steps':>8} {'evals':>11} {'us/eval':>8} {'GFLOP/s':>8} {'maxrss MB':>9} {'XLA MB':>7}  note"
     lines = [head, "-" * len(head)]
     for r in rows:
         if "wall_s" not in r:
@@ -301,7 +337,8 @@ def fmt(rows):
         steps = "" if r["steps_mean"] is None else f"{r['steps_mean']:.0f}"
         lines.append(
             f"{r['workload']:<12} {r['method']:<13} {r['seeds']:>6} {r['wall_s']:>8.2f} {r['compile_s']:>9.2f} "
-            f"{steps:>8} {r['evals']:>11} {r['us_per_eval']:>8.2f} {r['gflops']:>8.2f} {r['maxrss_mb']:>9.0f}  {r['note']}"
+            f"{steps:>8} {r['evals']:>11} {r['us_per_eval']:>8.2f} {r['gflops']:>8.2f} {r['maxrss_mb']:>9.0f} "
+            f"{'' if r.get('xla_mb') is None else format(r['xla_mb'], '.1f'):>7}  {r['note']}"
         )
     return "\n".join(lines)
 
@@ -323,24 +360,31 @@ def main():
     ap.add_argument("--quick", action="store_true", help="16 seeds, few baseline seeds")
     ap.add_argument("--vmap-seeds", type=int, default=128)
     ap.add_argument("--scipy-seeds", type=int, default=8)
+    ap.add_argument("--torch-max-seeds", type=int, default=1024)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     seeds_list = [int(s) for s in args.seeds.split(",")]
     if args.quick:
         seeds_list, args.vmap_seeds, args.scipy_seeds = [16], 16, 2
     rows = []
+    info = machine()
+    os.makedirs(RESULTS, exist_ok=True)
+    out = args.out or os.path.join(RESULTS, f"gf_batched_{time.strftime('%Y%m%d-%H%M%S')}.json")
+
+    def write():  # after every (workload, seeds) point: an interrupted sweep keeps its rows
+        tmp = out + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(dict(machine=info, args=vars(args), rows=rows), fh, indent=1)
+        os.replace(tmp, out)
+
     for wl in workloads(args.workloads.split(",")):
         for s in seeds_list:
             new = bench(wl, s, args)
             print(fmt(new).split("\n", 2)[-1], flush=True)
             rows.extend(new)
-    info = machine()
+            write()
     print(f"\nmachine: {info['cpu']}, {info['cores']} cores, jax {info['jax']} ({info['backend']})")
     print(fmt(rows))
-    os.makedirs(RESULTS, exist_ok=True)
-    out = args.out or os.path.join(RESULTS, f"gf_batched_{time.strftime('%Y%m%d-%H%M%S')}.json")
-    with open(out, "w") as fh:
-        json.dump(dict(machine=info, args=vars(args), rows=rows), fh, indent=1)
     print(f"wrote {out}")
 
 

@@ -74,11 +74,18 @@ def blockwise(fn, block_size, problem, params0, keys):
 
     The blocks run one after another inside one program (`lax.map`); the batch is padded
     with copies of its last seed to a multiple of `block_size` and the padding is dropped.
+
+    No block has a single seed (a batch of one is padded to two, `block_size=1` acts as
+    2): XLA lowers a batch of one to different matrix kernels (matrix-vector products)
+    whose rounding differs, which would make a seed's result depend on whether it ran
+    alone (`chunk_size=1`, `seeds=1`) or with others.
     """
     n = jax.tree.leaves(params0)[0].shape[0]
     if block_size is None or n <= block_size:
-        return fn(problem, params0, keys)
-    n_blocks = -(-n // block_size)
+        block_size, n_blocks = max(n, 2), 1
+    else:
+        block_size = max(int(block_size), 2)
+        n_blocks = -(-n // block_size)
     pad = n_blocks * block_size - n
 
     def split(x):

@@ -46,9 +46,11 @@ class GradientFlow(AbstractDynamics):
       other inside the same compiled program (`lax.map`): the solver state of a block
       stays in cache, and a block stops as soon as its own seeds are done (measured on
       2 CPU cores, W1 at 1,024 seeds: 32 is ~2× faster per gradient evaluation than one
-      block of 1,024). `None`: one block. Every block has exactly `block_size` seeds
-      (padded), so a seed's result is bitwise independent of `chunk_size` and of the
-      other seeds; changing `block_size` itself changes results at rounding level
+      block of 1,024). `None`: one block. Blocks have `block_size` seeds (the last one
+      padded); a smaller batch is one block of its own size, and never of one seed (see
+      `dynsim._dynamics.blockwise`). A seed's result is bitwise independent of
+      `chunk_size` and of the other seeds (tested with chunk sizes 1, 3, 5, 7 and padded
+      blocks); changing `block_size` itself changes results at rounding level
       (matmul kernels depend on the batch shape), which chaotic or very long
       trajectories (e.g. 10⁴ steps in float32) can amplify into different step counts.
     """

@@ -43,7 +43,8 @@ def simulate(
     Seed i (i = `seed_start`, …, `seed_start + seeds − 1`) uses the key
     `jax.random.fold_in(key, i)`, split into an init key and a dynamics key, so each
     seed's trajectory depends only on (key, i): results are bitwise reproducible and the
-    same whatever `chunk_size` or `seeds` is.
+    same whatever `chunk_size`, `seeds` or `devices` is (bitwise in the tested cases; in
+    general up to rounding, as XLA's matrix kernels depend on the batch shape).
 
     All seeds of a chunk run in one compiled, `vmap`-ed computation; chunks share one
     compilation (the last chunk is padded). Results are moved to host memory after each

@@ -32,9 +32,17 @@ SCRIPT = textwrap.dedent(
         n = _simulate.TRACE_COUNT["chunk"]
         four = dynsim.simulate(model, data, devices="all", chunk_size=5, **kw)
         assert _simulate.TRACE_COUNT["chunk"] == n + 1  # one compilation for 2 sharded chunks
-        for a, b in zip(jax.tree.leaves((one.params, one.loss, one.status, one.num_steps)),
-                        jax.tree.leaves((four.params, four.loss, four.status, four.num_steps))):
-            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        np.testing.assert_array_equal(one.status, four.status)
+        np.testing.assert_array_equal(one.num_steps, four.num_steps)
+        # Each device integrates its 2 seeds as one block; one device runs 5 blocks of 2
+        # in a loop. XLA compiles the two programs differently and the matrix kernels
+        # round differently at the ULP level, which 10^2-10^3 adaptive steps carry to
+        # ~1e-12 relative (measured 7e-12 at most). GD (fixed steps) stays bitwise.
+        for a, b in zip(jax.tree.leaves((one.params, one.loss)), jax.tree.leaves((four.params, four.loss))):
+            if isinstance(dyn, dynsim.GradientDescent):
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+            else:
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-14)
     print("SHARDED_OK")
     """
 )

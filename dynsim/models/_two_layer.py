@@ -109,8 +109,13 @@ class TwoLayerNet(AbstractModel):
 
     def hidden(self, params: Params, X: Inputs) -> Array:
         """Pre-activations z_ij = w_jᵀx_i + b_j, shape (n, m)."""
-        z = X @ params["w"].T
-        return z + params["b"] if self.bias else z
+        return self._hidden_t(params, X).T
+
+    def _hidden_t(self, params: Params, X: Inputs) -> Array:
+        # Feature-major (m, n) = w @ Xᵀ: under `vmap` over seeds one plain matrix product
+        # for a whole block of seeds, no transposed copy of w (see `LinearNet.apply`).
+        z = params["w"] @ X.T
+        return z + params["b"][:, None] if self.bias else z
 
     def apply(self, params: Params, X: Inputs) -> Predictions:
         sigma = activation_fn(self.activation, self.leaky_slope)
@@ -118,7 +123,7 @@ class TwoLayerNet(AbstractModel):
         c = params.get("c", 0.0)
         if not self.train_outer:
             a, c = jax.lax.stop_gradient(a), jax.lax.stop_gradient(c)
-        return self.scale * (sigma(self.hidden(params, X)) @ a) + c
+        return self.scale * (a @ sigma(self._hidden_t(params, X))) + c
 
     def conserved(self, params: Params) -> dict[str, Array]:
         k = homogeneity_degree(self.activation)
