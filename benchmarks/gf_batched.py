@@ -25,6 +25,8 @@ Methods (rows), all timed after compilation, `block_until_ready`d:
   most `--vmap-seeds` seeds.
 - `rk4-scan`: hand-written `jit(vmap(lax.scan))` fixed-step RK4 with the same number of
   gradient evaluations per seed as the adaptive run (no saving, no stopping).
+- `tsit5-scan`: the same with fixed-step Tsit5 (diffrax's tableau, FSAL): the adaptive
+  loop's method without error control, step control, saving or stopping.
 - `scipy`: `solve_ivp(RK45)` per seed, same tolerances and stopping event, to the
   batched run's median stop time, on `--scipy-seeds` seeds; the wall time is
   extrapolated linearly to all seeds.
@@ -169,7 +171,7 @@ def run_sim(wl, seeds, batched, chunk=None, **flow_kw):
         wl["model"], wl["data"], init=wl["init"], dynamics=flow, seeds=seeds,
         key=jax.random.key(1), chunk_size=chunk,
     )
-    xla_mb = xla_memory_mb()
+    xla_mb = xla_memory_mb() if res.compile_time > 0 else None  # cache hit: not the last compiled
     wall = res.wall_time - res.compile_time
     steps = np.asarray(res.num_steps, dtype=np.int64)
     evals = int(6 * steps.sum() + seeds)  # + the FSAL evaluation at t = 0
@@ -189,6 +191,16 @@ def params0(wl, seeds):
     return jax.vmap(lambda k: wl["init"](wl["model"], data, k))(keys)
 
 
+def time_batched(one, p0):
+    """(run s, compile s) of `jit(vmap(one))` on the batch p0, compiled ahead of time."""
+    t0 = time.perf_counter()
+    fn = jax.jit(jax.vmap(one)).lower(p0).compile()
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(p0))
+    return time.perf_counter() - t0, compile_s
+
+
 def rk4_scan(wl, seeds, n_steps, t_end):
     _, f = grad_fn(wl)
     dt = t_end / n_steps
@@ -206,14 +218,45 @@ def rk4_scan(wl, seeds, n_steps, t_end):
 
         return jax.lax.scan(step, p, None, length=n_steps)[0]
 
-    fn = jax.jit(jax.vmap(one))
-    p0 = params0(wl, seeds)
-    t0 = time.perf_counter()
-    fn = fn.lower(p0).compile()
-    compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(p0))
-    return time.perf_counter() - t0, compile_s
+    return time_batched(one, params0(wl, seeds))
+
+
+def tsit5_scan(wl, seeds, n_steps, t_end):
+    """Hand-written `jit(vmap(lax.scan))` fixed-step Tsit5 (FSAL, 6 evaluations per
+    step, diffrax's tableau): the same method as the adaptive loop without error control,
+    step-size control, saving or stopping. Returns (wall s, compile s)."""
+    import diffrax
+
+    _, f = grad_fn(wl)
+    tab = diffrax.Tsit5.tableau
+    a = [[float(c) for c in row] for row in tab.a_lower]
+    c = [float(x) for x in tab.c]
+    b = [float(x) for x in tab.b_sol]
+    dt = t_end / n_steps
+    log_time = wl["flow"].get("log_time", False)
+
+    def rhs(s, y):
+        g = f(y)
+        return jax.tree.map(lambda x: jnp.exp(s) * x, g) if log_time else g
+
+    def lin(y, coeffs, ks):
+        return jax.tree.map(
+            lambda y0, *kl: y0 + dt * sum(cc * k for cc, k in zip(coeffs, kl) if cc != 0.0),
+            y, *ks,
+        )
+
+    def one(p):
+        def step(carry, i):
+            y, f0 = carry
+            s = i * dt
+            ks = [f0]
+            for j in range(6):
+                ks.append(rhs(s + c[j] * dt, lin(y, a[j], ks)))
+            return (lin(y, b, ks[:6]), ks[6]), None
+
+        return jax.lax.scan(step, (p, rhs(0.0, p)), jnp.arange(n_steps))[0][0]
+
+    return time_batched(one, params0(wl, seeds))
 
 
 def scipy_loop(wl, seeds, total_seeds, t_end):
@@ -312,6 +355,10 @@ def bench(wl, seeds, args):
     w3, c3 = rk4_scan(wl, seeds, n_rk4, t_end)
     rows.append(row(wl, "rk4-scan", seeds, w3, c3, 4 * n_rk4 * seeds, n_rk4,
                     note="same evals/seed as batched"))
+    n_ts = max(1, int(round((evals / seeds) / 6)))
+    w5, c5 = tsit5_scan(wl, seeds, n_ts, t_end)
+    rows.append(row(wl, "tsit5-scan", seeds, w5, c5, 6 * n_ts * seeds + seeds, n_ts,
+                    note="fixed-step Tsit5, same evals/seed as batched"))
     if args.scipy_seeds > 0:
         ss = min(seeds, args.scipy_seeds)
         w4, nfev = scipy_loop(wl, ss, seeds, t_end)
