@@ -45,14 +45,16 @@ class GradientFlow(AbstractDynamics):
     - `block_size`: seeds are integrated in blocks of this many, one block after the
       other inside the same compiled program (`lax.map`): the solver state of a block
       stays in cache, and a block stops as soon as its own seeds are done (measured on
-      2 CPU cores, W1 at 1,024 seeds: 32 is ~2× faster per gradient evaluation than one
-      block of 1,024). `None`: one block. Blocks have `block_size` seeds (the last one
-      padded); a smaller batch is one block of its own size, and never of one seed (see
-      `dynsim._dynamics.blockwise`). A seed's result is bitwise independent of
-      `chunk_size` and of the other seeds (tested with chunk sizes 1, 3, 5, 7 and padded
-      blocks); changing `block_size` itself changes results at rounding level
-      (matmul kernels depend on the batch shape), which chaotic or very long
-      trajectories (e.g. 10⁴ steps in float32) can amplify into different step counts.
+      2 CPU cores, W1 at 1,024 seeds: 32 was ~2× faster per gradient evaluation than one
+      block of 1,024 with the earlier x @ Wᵀ forward pass; with the feature-major one,
+      32 and 64 are within the run-to-run noise). `None`: one block. Blocks have
+      `block_size` seeds (the last one padded); a smaller batch is one block of its own
+      size, and never of one seed (see `dynsim._dynamics.blockwise`). A seed's result
+      is bitwise independent of `chunk_size` and of the other seeds in the tested cases
+      (chunk sizes 1, 3, 5, 7, padded blocks), otherwise equal up to rounding; changing
+      `block_size` itself changes results at rounding level (matmul kernels depend on
+      the batch shape), which chaotic or very long trajectories (e.g. 10⁴ steps in
+      float32) can amplify into different step counts.
     """
 
     t1: float = 100.0
