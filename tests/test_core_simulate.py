@@ -211,3 +211,21 @@ def test_stiff_start_advances():
         res = dynsim.simulate(DiagonalNet(20), data, init=dynsim.init.Constant(100.0), dynamics=flow, seeds=1, key=jax.random.key(0))
         assert res.status[0] == dynsim.Status.REACHED_END, batched
         assert res.loss[0, -1] < 0.5 * res.loss[0, 0]
+
+
+def test_is_diverged_catches_nan_inf_and_bound():
+    """One max|θ| reduction must flag NaN (XLA's max propagates it), ±inf and > bound,
+    per seed under jit(vmap), whichever leaf holds the bad entry."""
+    from dynsim._problem import is_diverged
+
+    base = {"a": jnp.zeros((6, 3, 4)), "b": jnp.ones((6, 5))}
+    a, b = np.zeros((6, 3, 4)), np.ones((6, 5))
+    a[1, 2, 3] = np.nan
+    b[2, 4] = np.inf
+    a[3, 0, 0] = -np.inf
+    b[4, 0] = 2e3  # above the bound
+    a[5, 1, 1] = 999.0  # below it
+    params = {"a": jnp.asarray(a), "b": jnp.asarray(b)}
+    flags = jax.jit(jax.vmap(lambda p: is_diverged(p, 1e3)))(params)
+    np.testing.assert_array_equal(flags, [False, True, True, True, True, False])
+    assert not np.any(jax.jit(jax.vmap(lambda p: is_diverged(p, 1e3)))(base))
