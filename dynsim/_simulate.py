@@ -69,7 +69,7 @@ def simulate(
     - `devices`: `None` (the default device), `"all"` (every local device) or a sequence
       of devices: each chunk's seeds are split evenly across them with `jax.shard_map`
       (the chunk is padded to a multiple of the device count). Per-seed results do not
-      depend on the devices used.
+      depend on the devices used, up to rounding (same statuses and step counts).
 
     **Returns:** a `SimulationResult`.
 

@@ -148,3 +148,22 @@ class AbstractLayeredNet(AbstractModel):
         dtype = default_dtype(dtype)
         d = self.dims
         return tuple(jax.ShapeDtypeStruct((d[l + 1], d[l]), dtype) for l in range(self.depth))
+
+    def forward(self, Ws, X: Inputs, *, biases=None, sigma=None) -> Predictions:
+        """h_l = σ(W_l h_{l−1} + b_l) (no σ on the last layer), h_0 = x, for a batch X.
+
+        Activations are kept feature-major, hᵀ of shape (d_l, n): each layer is W_l @ hᵀ,
+        whose contracted axis is the minor axis of W_l, so under `vmap` over seeds the
+        weights of a whole block of seeds enter one plain matrix product
+        (S·d_l, d_{l−1}) @ (d_{l−1}, n), forward and backward, without a transposed copy
+        of the weights (x @ Wᵀ makes XLA transpose every seed's W_l at every gradient
+        evaluation: ~2× slower on CPU).
+        """
+        h = X.T
+        for l, W in enumerate(Ws):
+            h = W @ h
+            if biases is not None:
+                h = h + biases[l][:, None]
+            if sigma is not None and l < len(Ws) - 1:
+                h = sigma(h)
+        return h[0] if self.out_dim is None else h.T

@@ -72,12 +72,7 @@ class HomogeneousNet(AbstractLayeredNet):
 
     def apply(self, params: Params, X: Inputs) -> Predictions:
         sigma = activation_fn(self.activation, self.leaky_slope)
-        h = X.T  # feature-major, see `LinearNet.apply`
-        Ws = params["W"]
-        for W in Ws[:-1]:
-            h = sigma(W @ h)
-        h = Ws[-1] @ h
-        return h[0] if self.out_dim is None else h.T
+        return self.forward(params["W"], X, sigma=sigma)
 
     def conserved(self, params: Params) -> dict[str, Array]:
         Ws = params["W"]

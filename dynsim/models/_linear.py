@@ -71,17 +71,7 @@ class LinearNet(AbstractLayeredNet):
         return gaussian_like(key, shapes, {name: stds for name in shapes})
 
     def apply(self, params: Params, X: Inputs) -> Predictions:
-        # Feature-major activations hᵀ (d_l, n): each layer is W_l @ hᵀ, whose contracted
-        # axis is the minor axis of W_l, so under `vmap` over seeds the weights of a whole
-        # block of seeds enter one plain matrix product (S·d_l, d_{l-1}) @ (d_{l-1}, n),
-        # forward and backward, without a transposed copy of the weights (x @ Wᵀ makes
-        # XLA transpose every seed's W_l at every gradient evaluation: ~2× slower on CPU).
-        h = X.T
-        for l, W in enumerate(params["W"]):
-            h = W @ h
-            if self.bias:
-                h = h + params["b"][l][:, None]
-        return h[0] if self.out_dim is None else h.T
+        return self.forward(params["W"], X, biases=params["b"] if self.bias else None)
 
     def end_to_end(self, params: Params) -> tuple[Array, Array | None]:
         """(W_e, b_e) with f(x) = W_e x + b_e; W_e of shape (m, d), b_e (m,) or None."""

@@ -113,7 +113,7 @@ class TwoLayerNet(AbstractModel):
 
     def _hidden_t(self, params: Params, X: Inputs) -> Array:
         # Feature-major (m, n) = w @ Xᵀ: under `vmap` over seeds one plain matrix product
-        # for a whole block of seeds, no transposed copy of w (see `LinearNet.apply`).
+        # for a whole block of seeds, no transposed copy of w (see `AbstractLayeredNet.forward`).
         z = params["w"] @ X.T
         return z + params["b"][:, None] if self.bias else z
 
