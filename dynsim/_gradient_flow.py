@@ -25,6 +25,10 @@ class GradientFlow(AbstractDynamics):
       geometric grid from min(10⁻², t1/10³) to `t1`.
     - `solver`: any diffrax ODE solver (default `Tsit5()`); adaptive solvers use a PID
       controller with `rtol`, `atol` (`pcoeff=0.3, icoeff=0.4`); `dt0` for fixed-step solvers.
+      Stiff flows (e.g. diagonal nets at α ≳ 1, Hessian eigenvalues ~ 8α²λ(XXᵀ)): an
+      explicit solver's loss then stalls at a level ∝ rtol² (it ends at `MAX_STEPS`); use
+      an implicit solver such as `diffrax.Kvaerno5()` in float64 (implicit solvers do not
+      converge on such flows in float32).
     - `max_steps`: solver step budget per trajectory.
     - `stop_loss`, `stop_grad_norm`: stop a trajectory (status `CONVERGED`) once
       L(θ) < `stop_loss` or ‖∇L(θ)‖ < `stop_grad_norm` (checked after every step).
