@@ -3,14 +3,16 @@
     python benchmarks/gf_batched.py                      # W1 W2 W3 at 1024 seeds
     python benchmarks/gf_batched.py --quick              # small, for a smoke test
     python benchmarks/gf_batched.py --workloads W1 --seeds 1024
+    python benchmarks/gf_batched.py --workloads W2 --alphas 1,10 --x64   # stiff: + Kvaerno5
 
-Workloads (float32, squared loss ½‖r‖²):
+Workloads (float32, or float64 with --x64; squared loss ½‖r‖²):
 
 - W1: LinearNet(50, [100]) scalar output, regression(n=20, d=50), Gaussian(0.1),
   stop at L < 1e-8 (t1 = 1e4).
-- W2: DiagonalNet(100) on sparse_regression(n=40, d=100, k=5), Constant(α),
-  α ∈ {1e-3, 1e-1, 1, 10}, stop at L < 1e-10 (t1 = 1e6, log-time for α = 1e-3; α ≥ 1
-  is stiff and ends at max_steps = 1e5 above that loss).
+- W2: DiagonalNet(100) on sparse_regression(n=40, d=100, k=5), init α·exp(0.1·z) per
+  seed (β₀ = 0), α ∈ {1e-3, 1e-1, 1, 10} (`--alphas`), stop at L < 1e-10 (t1 = 1e6,
+  log-time for α = 1e-3). α ≥ 1 is stiff: explicit solvers stall above that loss (∝ rtol²)
+  and end at max_steps = 1e5; with --x64 a `kvaerno5` row shows the implicit solver.
 - W3: TwoLayerNet(20, 50, relu, bias) student, teacher TwoLayerNet(20, 4), n = 100,
   Gaussian(1.0), integrated to t1 = 10 with at most 10⁴ steps (ReLU kinks make adaptive
   steps chatter).
@@ -30,7 +32,15 @@ Methods (rows), all timed after compilation, `block_until_ready`d:
 - `scipy`: `solve_ivp(RK45)` per seed, same tolerances and stopping event, to the
   batched run's median stop time, on `--scipy-seeds` seeds; the wall time is
   extrapolated linearly to all seeds.
-- `torchdiffeq`: only if `import torchdiffeq` works (otherwise a skipped row).
+- `kvaerno5` (stiff workloads, --x64 only): `GradientFlow(solver=Kvaerno5())`, `vmap`
+  of per-seed implicit `diffeqsolve`, on at most `--implicit-seeds` seeds; its
+  evaluations (Newton iterations, Jacobians) are not counted: compare wall time and the
+  final loss.
+- `torchdiffeq`: dopri5 with the batch as one ODE, the model re-written in torch and
+  checked against jax's gradient at θ₀, same tolerances, to the same time, at most the
+  workload's max_steps; only if `import torchdiffeq` works (otherwise a skipped row).
+
+`L final`: the median over seeds of the training loss where each method stopped.
 
 Gradient evaluations ("evals"): Tsit5 = 6 per step attempt (FSAL) per seed, counted per
 seed from `num_steps` (finished seeds that still ride along in the batched loop are NOT
@@ -74,7 +84,7 @@ def _shaped_constant(alpha, d):
     return dynsim.init.Custom(init)
 
 
-def workloads(names):
+def workloads(names, alphas=(1e-3, 1e-1, 1.0, 10.0)):
     key = jax.random.key(0)
     out = []
     if "W1" in names:
@@ -92,7 +102,7 @@ def workloads(names):
     if "W2" in names:
         n, d = 40, 100
         data = dynsim.data.sparse_regression(key, n, d, 5)
-        for alpha in (1e-3, 1e-1, 1.0, 10.0):
+        for alpha in alphas:
             out.append(
                 dict(
                     name=f"W2(a={alpha:g})",
@@ -102,9 +112,11 @@ def workloads(names):
                     # Constant(α) every seed is identical and XLA hoists the repeated
                     # blocks out of the loop, which would make the timing meaningless.
                     init=_shaped_constant(alpha, d),
-                    # α ≥ 1 is stiff for explicit solvers (rates ~α²·λ_max(XᵀX)): such
-                    # runs end at max_steps = 1e5 (status MAX_STEPS) above the target loss.
+                    # α ≥ 1 is stiff (Hessian eigenvalues ~ 8α²λ(XXᵀ)): explicit solvers
+                    # stall at a loss ∝ rtol² above the target and end at max_steps =
+                    # 1e5 (MAX_STEPS); the `kvaerno5` row (--x64) reaches it.
                     flow=dict(t1=1e6, stop_loss=1e-10, log_time=alpha < 1e-2),
+                    stiff=alpha >= 1.0,
                     flops=2 * n * 2 * d,
                 )
             )
@@ -131,7 +143,8 @@ def maxrss_mb():
     return r / 1024 if platform.system() == "Linux" else r / 2**20
 
 
-def row(wl, method, seeds, wall, compile_s, evals, steps=None, evals_exec=None, note="", xla_mb=None):
+def row(wl, method, seeds, wall, compile_s, evals, steps=None, evals_exec=None, note="", xla_mb=None,
+        loss=None):
     us = 1e6 * wall / evals if evals else float("nan")
     return dict(
         workload=wl["name"],
@@ -146,6 +159,7 @@ def row(wl, method, seeds, wall, compile_s, evals, steps=None, evals_exec=None, 
         gflops=float(wl["flops"] * evals / wall / 1e9) if evals else float("nan"),
         maxrss_mb=float(maxrss_mb()),
         xla_mb=None if xla_mb is None else float(xla_mb),
+        loss_final=None if loss is None else float(np.median(np.asarray(loss))),
         note=note,
     )
 
@@ -180,6 +194,12 @@ def run_sim(wl, seeds, batched, chunk=None, **flow_kw):
     return res, wall, evals, exec_, xla_mb
 
 
+def final_losses(wl, params):
+    """Per-seed training loss of a batch of parameters (leading seed axis)."""
+    problem, _ = grad_fn(wl)
+    return np.asarray(jax.jit(jax.vmap(problem.value))(params))
+
+
 def grad_fn(wl):
     problem = Problem(wl["model"], get_loss("squared"), wl["data"].X, wl["data"].y)
     return problem, (lambda p: jax.tree.map(jnp.negative, jax.grad(problem.value)(p)))
@@ -192,13 +212,14 @@ def params0(wl, seeds):
 
 
 def time_batched(one, p0):
-    """(run s, compile s) of `jit(vmap(one))` on the batch p0, compiled ahead of time."""
+    """(run s, compile s, output) of `jit(vmap(one))` on the batch p0, compiled ahead of
+    time."""
     t0 = time.perf_counter()
     fn = jax.jit(jax.vmap(one)).lower(p0).compile()
     compile_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    jax.block_until_ready(fn(p0))
-    return time.perf_counter() - t0, compile_s
+    out = jax.block_until_ready(fn(p0))
+    return time.perf_counter() - t0, compile_s, out
 
 
 def rk4_scan(wl, seeds, n_steps, t_end):
@@ -224,7 +245,7 @@ def rk4_scan(wl, seeds, n_steps, t_end):
 def tsit5_scan(wl, seeds, n_steps, t_end):
     """Hand-written `jit(vmap(lax.scan))` fixed-step Tsit5 (FSAL, 6 evaluations per
     step, diffrax's tableau): the same method as the adaptive loop without error control,
-    step-size control, saving or stopping. Returns (wall s, compile s)."""
+    step-size control, saving or stopping. Returns (wall s, compile s, final params)."""
     import diffrax
 
     _, f = grad_fn(wl)
@@ -276,7 +297,7 @@ def scipy_loop(wl, seeds, total_seeds, t_end):
     s1 = t_end  # the batched run's median stop time (already in log-time if used)
     stop = wl["flow"].get("stop_loss")
     vg(0.0, flat0)  # compile
-    nfev, wall = 0, 0.0
+    nfev, wall, losses = 0, 0.0, []
     for i in range(seeds):
         x0 = np.asarray(jax.flatten_util.ravel_pytree(jax.tree.map(lambda x: x[i], p0))[0])
         fun = lambda s, x: np.asarray(vg(s, x)[1])
@@ -289,45 +310,106 @@ def scipy_loop(wl, seeds, total_seeds, t_end):
         sol = solve_ivp(fun, (0.0, s1), x0, method="RK45", rtol=1e-6, atol=1e-9, events=events)
         wall += time.perf_counter() - t0
         nfev += sol.nfev
-    return wall, nfev
+        losses.append(float(vg(s1, sol.y[:, -1])[0]))
+    return wall, nfev, losses
 
 
-def torchdiffeq_rows(wl, seeds, t_end):
+def _torch_loss(wl, X, y):
+    """The workload's training loss in torch, as a function of the list of parameter
+    leaves (jax.tree.leaves order, each with a leading seed axis S), summed over seeds:
+    gradients w.r.t. each seed's parameters are then that seed's own gradients."""
+    import torch
+
+    name = wl["name"]
+    if name.startswith("W1"):  # LinearNet(d, [h]): leaves W0 (S, h, d), W1 (S, 1, h)
+
+        def loss(A, B):
+            pred = torch.einsum("nd,shd->snh", X, A) @ B.transpose(1, 2)  # (S, n, 1)
+            return 0.5 * ((pred[..., 0] - y) ** 2).sum()
+
+    elif name.startswith("W2"):  # DiagonalNet uu-vv: leaves u, v (S, d)
+
+        def loss(u, v):
+            return 0.5 * (((u * u - v * v) @ X.T - y) ** 2).sum()
+
+    elif name.startswith("W3"):  # TwoLayerNet relu, bias, NTK scaling: leaves a, b, w
+        model = wl["model"]
+        assert model.activation == "relu" and model.bias and not model.output_bias
+        scale = float(model.scale)
+
+        def loss(a, b, w):
+            z = torch.einsum("smd,nd->smn", w, X) + b[..., None]
+            pred = scale * torch.einsum("sm,smn->sn", a, torch.relu(z))
+            return 0.5 * ((pred - y) ** 2).sum()
+
+    else:
+        return None
+    return loss
+
+
+def torchdiffeq_rows(wl, seeds, t_end, max_steps):
     """torchdiffeq `odeint(dopri5)` with the whole batch as one ODE (shared steps, one
-    error norm over all seeds: what a PyTorch user would write). W1 only: the model is
-    re-implemented in torch. Returns (wall s, gradient evaluations) or a skip reason."""
+    error norm over all seeds: what a PyTorch user would write), the model re-written in
+    torch (`_torch_loss`, checked against jax's gradient first), at most `max_steps`
+    steps. Returns (wall s, gradient evaluations, note) or a skip reason."""
     try:
         import torch
         import torchdiffeq
     except ImportError:
         return "skipped: torch/torchdiffeq not installed"
-    if not wl["name"].startswith("W1"):
-        return "skipped: torch model written for W1 only"
     torch.set_num_threads(os.cpu_count() or 1)
     p0 = params0(wl, seeds)
-    X = torch.tensor(np.asarray(wl["data"].X))
-    y = torch.tensor(np.asarray(wl["data"].y))
-    A0 = torch.tensor(np.asarray(p0["W"][0]))  # (S, h, d)
-    B0 = torch.tensor(np.asarray(p0["W"][1]))  # (S, 1, h)
-    S, h, d = A0.shape
+    leaves = [np.asarray(x) for x in jax.tree.leaves(p0)]
+    dtype = torch.float64 if leaves[0].dtype == np.float64 else torch.float32
+    X = torch.tensor(np.asarray(wl["data"].X), dtype=dtype)
+    y = torch.tensor(np.asarray(wl["data"].y), dtype=dtype)
+    loss = _torch_loss(wl, X, y)
+    if loss is None:
+        return f"skipped: no torch model for {wl['name']}"
+    S = leaves[0].shape[0]
+    shapes = [x.shape[1:] for x in leaves]
+    sizes = [int(np.prod(sh)) for sh in shapes]
+    log_time = wl["flow"].get("log_time", False)
     nfev = [0]
+
+    def grads(z):
+        with torch.enable_grad():
+            parts = torch.split(z, sizes, dim=1)
+            ps = [q.reshape((S,) + tuple(sh)).detach().requires_grad_() for q, sh in zip(parts, shapes)]
+            gs = torch.autograd.grad(loss(*ps), ps)
+        return torch.cat([g.reshape(S, -1) for g in gs], 1)
 
     def f(t, z):
         nfev[0] += 1
-        with torch.enable_grad():
-            A = z[:, : h * d].reshape(S, h, d).detach().requires_grad_()
-            B = z[:, h * d :].reshape(S, 1, h).detach().requires_grad_()
-            pred = torch.einsum("nd,shd->snh", X, A) @ B.transpose(1, 2)  # (S, n, 1)
-            loss = 0.5 * ((pred[..., 0] - y) ** 2).sum()
-            gA, gB = torch.autograd.grad(loss, (A, B))
-        return -torch.cat([gA.reshape(S, -1), gB.reshape(S, -1)], 1)
+        g = grads(z)
+        return -(torch.exp(t) * g if log_time else g)
 
-    z0 = torch.cat([A0.reshape(S, -1), B0.reshape(S, -1)], 1)
-    ts = torch.tensor([0.0, t_end], dtype=z0.dtype)
+    z0 = torch.cat([torch.tensor(x, dtype=dtype).reshape(S, -1) for x in leaves], 1)
+    # The torch model must be the workload's model: its gradient equals jax's at θ₀.
+    problem, _ = grad_fn(wl)
+    g_jax = jax.vmap(jax.grad(problem.value))(p0)
+    g_jax = np.concatenate([np.asarray(g).reshape(S, -1) for g in jax.tree.leaves(g_jax)], 1)
+    g_t = grads(z0).numpy()
+    err = np.max(np.abs(g_t - g_jax)) / np.max(np.abs(g_jax))
+    assert err < (1e-4 if dtype == torch.float32 else 1e-10), f"torch model differs: {err:.2e}"
+    nfev[0] = 0
+    ts = torch.tensor([0.0, t_end], dtype=dtype)
+    note = f"dopri5, batch as one ODE, to t={t_end:.3g}"
     t0 = time.perf_counter()
-    with torch.no_grad():
-        torchdiffeq.odeint(f, z0, ts, method="dopri5", rtol=1e-6, atol=1e-9)
-    return time.perf_counter() - t0, nfev[0] * S
+    try:
+        with torch.no_grad():
+            zs = torchdiffeq.odeint(f, z0, ts, method="dopri5", rtol=1e-6, atol=1e-9,
+                                    options=dict(max_num_steps=max_steps))
+    except (AssertionError, RuntimeError) as e:  # max_num_steps exceeded
+        note = f"dopri5, batch as one ODE, stopped at max_num_steps={max_steps} ({type(e).__name__})"
+        return time.perf_counter() - t0, nfev[0] * S, note, None
+    wall = time.perf_counter() - t0
+    parts = torch.split(zs[-1], sizes, dim=1)
+    final = jax.tree.unflatten(
+        jax.tree.structure(p0),
+        [jnp.asarray(q.reshape((S,) + tuple(sh)).numpy()) for q, sh in zip(parts, shapes)],
+    )
+    return wall, nfev[0] * S, note, final_losses(wl, final)
 
 
 def bench(wl, seeds, args):
@@ -337,45 +419,59 @@ def bench(wl, seeds, args):
     status = np.bincount(np.asarray(res.status), minlength=5).tolist()
     rows.append(row(wl, "batched", seeds, wall, res.compile_time, evals, steps, exec_,
                     note=f"{res.ts.shape[-1]} summaries saved; status counts {status}",
-                    xla_mb=xla_mb))
+                    xla_mb=xla_mb, loss=res.loss[:, -1]))
     # The same solve saving only the final state: what the scan baseline does (the saved
     # summaries cost a loss-and-gradient evaluation each, not counted in `evals`).
     rf, wf, ef, xf, mf = run_sim(wl, seeds, True, n_save=1)
     rows.append(row(wl, "batched-final", seeds, wf, rf.compile_time, ef, float(np.mean(rf.num_steps)),
-                    xf, note="n_save=1", xla_mb=mf))
+                    xf, note="n_save=1", xla_mb=mf, loss=rf.loss[:, -1]))
     if args.vmap_seeds > 0:
         sv = min(seeds, args.vmap_seeds)
         r2, w2, e2, _, m2 = run_sim(wl, sv, False)
         rows.append(row(wl, "vmap-diffrax", sv, w2, r2.compile_time, e2, float(np.mean(r2.num_steps)),
-                        note=f"{sv} seeds", xla_mb=m2))
+                        note=f"{sv} seeds", xla_mb=m2, loss=r2.loss[:, -1]))
+    if wl.get("stiff") and args.implicit_seeds > 0:
+        if not jax.config.jax_enable_x64:
+            rows.append(dict(workload=wl["name"], method="kvaerno5", seeds=seeds,
+                             note="skipped: implicit solvers need --x64 (README: known limitations)"))
+        else:
+            import diffrax
+
+            si = min(seeds, args.implicit_seeds)
+            ri, wi, _, _, mi = run_sim(wl, si, False, solver=diffrax.Kvaerno5())
+            st = np.bincount(np.asarray(ri.status), minlength=5).tolist()
+            rows.append(row(wl, "kvaerno5", si, wi, ri.compile_time, 0, float(np.mean(ri.num_steps)),
+                            note=f"implicit, vmap of diffeqsolve, {si} seeds; status counts {st}; "
+                                 "evaluations not counted (Jacobian + Newton)",
+                            xla_mb=mi, loss=ri.loss[:, -1]))
     n_rk4 = max(1, int(round((evals / seeds) / 4)))
     t_end = float(np.median(res.t_final))
     if wl["flow"].get("log_time"):
         t_end = float(np.log1p(t_end))
-    w3, c3 = rk4_scan(wl, seeds, n_rk4, t_end)
+    w3, c3, o3 = rk4_scan(wl, seeds, n_rk4, t_end)
     rows.append(row(wl, "rk4-scan", seeds, w3, c3, 4 * n_rk4 * seeds, n_rk4,
-                    note="same evals/seed as batched"))
+                    note="same evals/seed as batched", loss=final_losses(wl, o3)))
     n_ts = max(1, int(round((evals / seeds) / 6)))
-    w5, c5 = tsit5_scan(wl, seeds, n_ts, t_end)
+    w5, c5, o5 = tsit5_scan(wl, seeds, n_ts, t_end)
     rows.append(row(wl, "tsit5-scan", seeds, w5, c5, 6 * n_ts * seeds + seeds, n_ts,
-                    note="fixed-step Tsit5, same evals/seed as batched"))
+                    note="fixed-step Tsit5, same evals/seed as batched", loss=final_losses(wl, o5)))
     if args.scipy_seeds > 0:
         ss = min(seeds, args.scipy_seeds)
-        w4, nfev = scipy_loop(wl, ss, seeds, t_end)
+        w4, nfev, l4 = scipy_loop(wl, ss, seeds, t_end)
         rows.append(row(wl, "scipy", seeds, w4 * seeds / ss, 0.0, nfev * seeds // ss,
-                        note=f"RK45 on {ss} seeds, extrapolated x{seeds / ss:g}"))
-    td = (torchdiffeq_rows(wl, seeds, t_end) if seeds <= args.torch_max_seeds
+                        note=f"RK45 on {ss} seeds, extrapolated x{seeds / ss:g}", loss=l4))
+    td = (torchdiffeq_rows(wl, seeds, t_end, wl["flow"].get("max_steps", 100_000))
+          if seeds <= args.torch_max_seeds
           else f"skipped: more than --torch-max-seeds={args.torch_max_seeds} seeds")
     if isinstance(td, str):
         rows.append(dict(workload=wl["name"], method="torchdiffeq", seeds=seeds, note=td))
     else:
-        rows.append(row(wl, "torchdiffeq", seeds, td[0], 0.0, td[1],
-                        note=f"dopri5, batch as one ODE, to t={t_end:.3g}"))
+        rows.append(row(wl, "torchdiffeq", seeds, td[0], 0.0, td[1], note=td[2], loss=td[3]))
     return rows
 
 
 def fmt(rows):
-    head = f"{'workload':<12} {'method':<13} {'seeds':>6} {'wall s':>8} {'compile s':>9} {'steps':>8} {'evals':>11} {'us/eval':>8} {'GFLOP/s':>8} {'maxrss MB':>9} {'XLA MB':>7}  note"
+    head = f"{'workload':<12} {'method':<13} {'seeds':>6} {'wall s':>8} {'compile s':>9} {'steps':>8} {'evals':>11} {'us/eval':>8} {'GFLOP/s':>8} {'maxrss MB':>9} {'XLA MB':>7} {'L final':>8}  note"
     lines = [head, "-" * len(head)]
     for r in rows:
         if "wall_s" not in r:
@@ -385,7 +481,8 @@ def fmt(rows):
         lines.append(
             f"{r['workload']:<12} {r['method']:<13} {r['seeds']:>6} {r['wall_s']:>8.2f} {r['compile_s']:>9.2f} "
             f"{steps:>8} {r['evals']:>11} {r['us_per_eval']:>8.2f} {r['gflops']:>8.2f} {r['maxrss_mb']:>9.0f} "
-            f"{'' if r.get('xla_mb') is None else format(r['xla_mb'], '.1f'):>7}  {r['note']}"
+            f"{'' if r.get('xla_mb') is None else format(r['xla_mb'], '.1f'):>7} "
+            f"{'' if r.get('loss_final') is None else format(r['loss_final'], '.1e'):>8}  {r['note']}"
         )
     return "\n".join(lines)
 
@@ -408,8 +505,14 @@ def main():
     ap.add_argument("--vmap-seeds", type=int, default=128)
     ap.add_argument("--scipy-seeds", type=int, default=8)
     ap.add_argument("--torch-max-seeds", type=int, default=1024)
+    ap.add_argument("--implicit-seeds", type=int, default=1024,
+                    help="seeds for the Kvaerno5 row on stiff workloads (needs --x64)")
+    ap.add_argument("--alphas", default="1e-3,1e-1,1,10", help="W2 init scales")
+    ap.add_argument("--x64", action="store_true", help="float64 everywhere (default float32)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    if args.x64:
+        jax.config.update("jax_enable_x64", True)
     seeds_list = [int(s) for s in args.seeds.split(",")]
     if args.quick:
         seeds_list, args.vmap_seeds, args.scipy_seeds = [16], 16, 2
@@ -424,7 +527,7 @@ def main():
             json.dump(dict(machine=info, args=vars(args), rows=rows), fh, indent=1)
         os.replace(tmp, out)
 
-    for wl in workloads(args.workloads.split(",")):
+    for wl in workloads(args.workloads.split(","), [float(a) for a in args.alphas.split(",")]):
         for s in seeds_list:
             new = bench(wl, s, args)
             print(fmt(new).split("\n", 2)[-1], flush=True)
