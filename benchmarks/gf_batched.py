@@ -414,7 +414,8 @@ def torchdiffeq_rows(wl, seeds, t_end, max_steps):
 
 def bench(wl, seeds, args):
     rows = []
-    res, wall, evals, exec_, xla_mb = run_sim(wl, seeds, True)
+    bs = {} if args.block_size is None else {"block_size": args.block_size}
+    res, wall, evals, exec_, xla_mb = run_sim(wl, seeds, True, **bs)
     steps = float(np.mean(res.num_steps))
     status = np.bincount(np.asarray(res.status), minlength=5).tolist()
     rows.append(row(wl, "batched", seeds, wall, res.compile_time, evals, steps, exec_,
@@ -422,7 +423,7 @@ def bench(wl, seeds, args):
                     xla_mb=xla_mb, loss=res.loss[:, -1]))
     # The same solve saving only the final state: what the scan baseline does (the saved
     # summaries cost a loss-and-gradient evaluation each, not counted in `evals`).
-    rf, wf, ef, xf, mf = run_sim(wl, seeds, True, n_save=1)
+    rf, wf, ef, xf, mf = run_sim(wl, seeds, True, n_save=1, **bs)
     rows.append(row(wl, "batched-final", seeds, wf, rf.compile_time, ef, float(np.mean(rf.num_steps)),
                     xf, note="n_save=1", xla_mb=mf, loss=rf.loss[:, -1]))
     if args.vmap_seeds > 0:
@@ -509,6 +510,8 @@ def main():
                     help="seeds for the Kvaerno5 row on stiff workloads (needs --x64)")
     ap.add_argument("--alphas", default="1e-3,1e-1,1,10", help="W2 init scales")
     ap.add_argument("--x64", action="store_true", help="float64 everywhere (default float32)")
+    ap.add_argument("--block-size", type=int, default=None,
+                    help="GradientFlow block_size for the batched rows (default: its default, 32)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     if args.x64:

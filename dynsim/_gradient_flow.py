@@ -51,7 +51,9 @@ class GradientFlow(AbstractDynamics):
       stays in cache, and a block stops as soon as its own seeds are done (measured on
       2 CPU cores, W1 at 1,024 seeds: 32 was ~2× faster per gradient evaluation than one
       block of 1,024 with the earlier x @ Wᵀ forward pass; with the feature-major one,
-      32 and 64 are within the run-to-run noise). `None`: one block. Blocks have
+      32 and 64 are within the run-to-run noise on an AMD EPYC; on a Xeon with 2 MiB L2,
+      128–256 were 1.15–1.2× faster than 32 for W1 and W3 but 1.75× slower for the
+      tiny-state, uneven-step W2 — `benchmarks/README.md`). `None`: one block. Blocks have
       `block_size` seeds (the last one padded); a smaller batch is one block of its own
       size, and never of one seed (see `dynsim._dynamics.blockwise`). A seed's result
       is bitwise independent of `chunk_size` and of the other seeds in the tested cases
