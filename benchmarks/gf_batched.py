@@ -351,7 +351,8 @@ def torchdiffeq_rows(wl, seeds, t_end, max_steps):
     """torchdiffeq `odeint(dopri5)` with the whole batch as one ODE (shared steps, one
     error norm over all seeds: what a PyTorch user would write), the model re-written in
     torch (`_torch_loss`, checked against jax's gradient first), at most `max_steps`
-    steps. Returns (wall s, gradient evaluations, note) or a skip reason."""
+    steps. Returns (wall s, gradient evaluations, note, final losses or None on failure)
+    or a skip reason."""
     try:
         import torch
         import torchdiffeq
@@ -372,10 +373,12 @@ def torchdiffeq_rows(wl, seeds, t_end, max_steps):
     log_time = wl["flow"].get("log_time", False)
     nfev = [0]
 
+    def unflatten(z):  # (S, |θ|) -> the parameter leaves, each (S, ...)
+        return [q.reshape((S,) + tuple(sh)) for q, sh in zip(torch.split(z, sizes, dim=1), shapes)]
+
     def grads(z):
         with torch.enable_grad():
-            parts = torch.split(z, sizes, dim=1)
-            ps = [q.reshape((S,) + tuple(sh)).detach().requires_grad_() for q, sh in zip(parts, shapes)]
+            ps = [p.detach().requires_grad_() for p in unflatten(z)]
             gs = torch.autograd.grad(loss(*ps), ps)
         return torch.cat([g.reshape(S, -1) for g in gs], 1)
 
@@ -404,11 +407,7 @@ def torchdiffeq_rows(wl, seeds, t_end, max_steps):
         note = f"dopri5, batch as one ODE, failed: {str(e)[:60]!r} (max_num_steps={max_steps})"
         return time.perf_counter() - t0, nfev[0] * S, note, None
     wall = time.perf_counter() - t0
-    parts = torch.split(zs[-1], sizes, dim=1)
-    final = jax.tree.unflatten(
-        jax.tree.structure(p0),
-        [jnp.asarray(q.reshape((S,) + tuple(sh)).numpy()) for q, sh in zip(parts, shapes)],
-    )
+    final = jax.tree.unflatten(jax.tree.structure(p0), [jnp.asarray(p.numpy()) for p in unflatten(zs[-1])])
     return wall, nfev[0] * S, note, final_losses(wl, final)
 
 
