@@ -510,7 +510,7 @@ def main():
     ap.add_argument("--alphas", default="1e-3,1e-1,1,10", help="W2 init scales")
     ap.add_argument("--x64", action="store_true", help="float64 everywhere (default float32)")
     ap.add_argument("--block-size", type=int, default=None,
-                    help="GradientFlow block_size for the batched rows (default: its default, 32)")
+                    help="GradientFlow block_size for the batched rows (default: its default, 64)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     if args.x64:

@@ -8,6 +8,16 @@ explicitly: each seed has its own time, step size, PID controller state, accept/
 decision, save index and status, while the vector field is evaluated for all seeds at
 once (`vmap` of the per-seed gradient: batched matrix products).
 
+The loop works on a fixed number of slots (`GradientFlow.block_size`), not on all seeds:
+when a slot's seed stops, its final state is scattered into the output arrays at its
+seed index and the slot is loaded with the next waiting seed's initial state (all
+initial states, step sizes and first gradients are computed up front, in one batch).
+Step counts differ between seeds by 1.4× for a shallow linear net and by far more for
+diagonal nets at small initialization; with fixed blocks, a block ran until its slowest
+seed stopped while the finished ones were computed and masked. The per-seed arithmetic
+does not depend on the slot, so a seed's result is the same with any number of slots
+(bitwise where the batched matmul kernels round the same, which the tests check).
+
 Semantics follow diffrax (`diffeqsolve` with `Tsit5`, `PIDController`, `SaveAt(ts=...)`,
 a boolean `Event` and no root finder):
 
@@ -80,15 +90,27 @@ def _stage_sum(y, coeffs, weights, gs):
     return jax.tree.map(leaf, y, *g_trees)
 
 
-def run_batched(flow, problem: Problem, params0: BatchedParams) -> dict[str, Any]:
+def run_batched(flow, problem: Problem, params0: BatchedParams, slots: int | None = None) -> dict[str, Any]:
     """`flow.run` for every seed of `params0` (leading seed axis S), in one loop.
+
+    `slots`: how many seeds are integrated at once (B = min(slots, S), at least 2;
+    `None`: all S). The loop works on B slots; when a slot's seed stops (end time,
+    event or `max_steps`), its final state is written out and the slot takes the next
+    waiting seed, so seeds with very different step counts do not hold each other back
+    and the batch stays full until the queue is empty.
 
     Returns the same dict as `GradientFlow.run`, with a leading seed axis on every entry.
     """
+    n_seeds = jax.tree.leaves(params0)[0].shape[0]
+    if n_seeds == 1:
+        # XLA lowers a batch of one to matrix-vector kernels whose rounding differs:
+        # run two copies so that a seed's result does not depend on running alone.
+        two = run_batched(flow, problem, jax.tree.map(lambda x: jnp.concatenate([x, x]), params0), slots)
+        return jax.tree.map(lambda x: x[:1], two)
     from ._gradient_flow import _dtype, _status
 
+    n_slots = n_seeds if slots is None else max(2, min(int(slots), n_seeds))
     dtype = _dtype(params0)
-    n_seeds = jax.tree.leaves(params0)[0].shape[0]
     ts = flow.save_times().astype(dtype)
     n_ts = ts.shape[0]
     if flow.log_time:
@@ -120,7 +142,7 @@ def run_batched(flow, problem: Problem, params0: BatchedParams) -> dict[str, Any
 
     # The loop keeps raw gradients ∇L (no −rate scaling pass): stage j's derivative is
     # f_j = −rate(s_j)·g_j, folded into per-seed coefficients of the stage sums.
-    grads = jax.vmap(problem.value_and_grad)  # (S, ...) -> (S,), (S, ...)
+    grads = jax.vmap(problem.value_and_grad)  # (B, ...) -> (B,), (B, ...)
     term = diffrax.ODETerm(lambda s, y, args: vf_one(s, y)[0])
     error_order = solver.error_order(term)
 
@@ -130,43 +152,71 @@ def run_batched(flow, problem: Problem, params0: BatchedParams) -> dict[str, Any
         grad_norm = lambda: jax.vmap(tree_norm)(g)
         return bad | at_steady_state(value, grad_norm, flow.stop_loss, flow.stop_grad_norm)
 
-    # --- initial state (per seed, as diffeqsolve) -------------------------------------
+    # --- initial state of every seed (as diffeqsolve), loaded into slots on demand ------
     s0 = jnp.zeros((n_seeds,), dtype)
     dt0 = jax.vmap(lambda s, y: flow.initial_step(term, s, s1, y))(s0, params0)
     snext, cstate = jax.vmap(
         lambda s, y, h: controller.init(term, s, s1, y, h, None, solver.func, error_order)
     )(s0, params0, dt0)
-    snext = jnp.minimum(snext, s1)
     value0, g0 = grads(params0)
-    result0 = jnp.where(stop(params0, value0, g0), _EVENT, _RUNNING).astype(jnp.int32)
-    summary_shape = jax.eval_shape(problem.summary, jax.tree.map(lambda x: x[0], params0))
-    saved0 = jax.tree.map(
-        lambda sd: jnp.full((n_seeds, n_ts) + sd.shape, jnp.inf, sd.dtype), summary_shape
-    )
-    state0 = dict(
+    queue = dict(
         y=params0,
         g=g0,
         value=value0,
         sprev=s0,
-        snext=snext,
+        snext=jnp.minimum(snext, s1),
         cstate=cstate,
-        result=result0,
+        result=jnp.where(stop(params0, value0, g0), _EVENT, _RUNNING).astype(jnp.int32),
         num_steps=jnp.zeros((n_seeds,), jnp.int32),
         save_index=jnp.zeros((n_seeds,), jnp.int32),
+    )
+    summary_shape = jax.eval_shape(problem.summary, jax.tree.map(lambda x: x[0], params0))
+    saved0 = jax.tree.map(
+        lambda sd: jnp.full((n_seeds, n_ts) + sd.shape, jnp.inf, sd.dtype), summary_shape
+    )
+    # What a seed leaves when it stops (written at its seed index).
+    out_keys = ("y", "sprev", "result", "num_steps")
+    state0 = dict(
+        jax.tree.map(lambda x: x[:n_slots], queue),
+        seed=jnp.arange(n_slots, dtype=jnp.int32),  # n_seeds marks an empty slot
+        next_seed=jnp.asarray(n_slots, jnp.int32),
         saved=saved0,
+        out={k: queue[k] for k in out_keys},
     )
 
     def active(st):
-        return (st["sprev"] < s1) & (st["result"] == _RUNNING) & (st["num_steps"] < flow.max_steps)
+        return (
+            (st["seed"] < n_seeds)
+            & (st["sprev"] < s1)
+            & (st["result"] == _RUNNING)
+            & (st["num_steps"] < flow.max_steps)
+        )
 
     def cond(st):
-        return jnp.any(active(st))
+        return jnp.any(st["seed"] < n_seeds)
+
+    def retire_and_refill(st):
+        """Write out the slots whose seed stopped; give them the next waiting seeds."""
+        done = (st["seed"] < n_seeds) & ~active(st)
+        at = jnp.where(done, st["seed"], n_seeds)  # n_seeds: dropped
+        out = {
+            k: jax.tree.map(lambda o, x: o.at[at].set(x, mode="drop"), st["out"][k], st[k])
+            for k in out_keys
+        }
+        new = st["next_seed"] + jnp.cumsum(done, dtype=jnp.int32) - 1
+        load = done & (new < n_seeds)
+        fresh = jax.tree.map(lambda x: x.at[jnp.where(load, new, 0)].get(mode="clip"), queue)
+        slot = _where(load, fresh, {k: st[k] for k in queue})
+        seed = jnp.where(done, jnp.where(load, new, n_seeds), st["seed"])
+        next_seed = st["next_seed"] + jnp.sum(done, dtype=jnp.int32)
+        return dict(slot, seed=seed, next_seed=next_seed, saved=st["saved"], out=out)
 
     def body(st):
         live = active(st)
+        rows = st["seed"]
         y, sprev, snext = st["y"], st["sprev"], st["snext"]
         dt = snext - sprev
-        # k_j = dt·f_j = w_j·g_j with w_j = −dt·rate(s_j) (S,)
+        # k_j = dt·f_j = w_j·g_j with w_j = −dt·rate(s_j) (B,)
         gs, ws = [st["g"]], [-dt * rate(sprev)]
         for i in range(6):
             yi = _stage_sum(y, tableau.a_lower[i], ws, gs)
@@ -207,7 +257,7 @@ def run_batched(flow, problem: Problem, params0: BatchedParams) -> dict[str, Any
             # b_j(θ): the interpolation is linear in (y0, k), so evaluating it on y0 = 0,
             # k = I₇ gives the weights. The sum is then one fused pass over y and the raw
             # gradients that depends on the save time: XLA cannot hoist it out of this
-            # loop (a stacked (S, 7, ...) stage array was, and cost a 7-array copy per step).
+            # loop (a stacked (B, 7, ...) stage array was, and cost a 7-array copy per step).
             eye = jnp.eye(7, dtype=dtype)
 
             def weights(a, b, s_):
@@ -215,15 +265,13 @@ def run_batched(flow, problem: Problem, params0: BatchedParams) -> dict[str, Any
                     t0=a, t1=b, y0=jnp.zeros(7, dtype), y1=jnp.zeros(7, dtype), k=eye
                 ).evaluate(s_)
 
-            bw = jax.vmap(weights)(sprev, snext, s_save)  # (S, 7)
+            bw = jax.vmap(weights)(sprev, snext, s_save)  # (B, 7)
             y_save = _stage_sum(y, [1.0] * 7, [bw[:, j] * ws[j] for j in range(7)], gs)
             new = jax.vmap(problem.summary)(y_save)
-            rows = jnp.arange(n_seeds)
+            at = jnp.where(need, rows, n_seeds)  # n_seeds: dropped
 
             def put(buf, val):
-                old = buf[rows, j]
-                m = need.reshape(need.shape + (1,) * (val.ndim - 1))
-                return buf.at[rows, j].set(jnp.where(m, val, old))
+                return buf.at[at, j].set(val, mode="drop")
 
             saved = jax.tree.map(put, saved, new)
             return idx + need.astype(idx.dtype), saved
@@ -239,28 +287,33 @@ def run_batched(flow, problem: Problem, params0: BatchedParams) -> dict[str, Any
         y_new = _where(accept, y1, y)
         g_new = _where(accept, g1, st["g"])
         value_new = jnp.where(accept, value1, st["value"])
-        sprev_out = jnp.where(live, sprev_new, sprev)
-        snext_out = jnp.where(live, snext_new, snext)
-        cstate_out = _where(live, cstate_new, st["cstate"])
         event = live & stop(y_new, value_new, g_new)
-        result = jnp.where(event, _EVENT, st["result"])
-        return dict(
+        new_st = dict(
             y=y_new,
             g=g_new,
             value=value_new,
-            sprev=sprev_out,
-            snext=snext_out,
-            cstate=cstate_out,
-            result=result,
+            sprev=jnp.where(live, sprev_new, sprev),
+            snext=jnp.where(live, snext_new, snext),
+            cstate=_where(live, cstate_new, st["cstate"]),
+            result=jnp.where(event, _EVENT, st["result"]),
             num_steps=st["num_steps"] + live.astype(jnp.int32),
             save_index=save_index,
+            seed=rows,
+            next_seed=st["next_seed"],
             saved=saved,
+            out=st["out"],
         )
+        finished = (rows < n_seeds) & ~active(new_st)
+        return jax.lax.cond(jnp.any(finished), retire_and_refill, lambda s: s, new_st)
 
+    # Loop bound (list scheduling, Graham): a slot is busy for at most max_steps + 1
+    # iterations per seed, so the batch is done after (S/B + 1)·(max_steps + 1).
+    n_iter = (-(-n_seeds // n_slots) + 1) * (flow.max_steps + 1)
     checkpoints = getattr(flow.adjoint, "checkpoints", None)
-    final = eqxi.while_loop(
-        cond, body, state0, max_steps=flow.max_steps, kind="checkpointed", checkpoints=checkpoints
+    last = eqxi.while_loop(
+        cond, body, state0, max_steps=n_iter, kind="checkpointed", checkpoints=checkpoints
     )
+    final = last["out"]
     result = jnp.where(
         (final["sprev"] < s1) & (final["result"] == _RUNNING), _MAX_STEPS, final["result"]
     )
@@ -270,7 +323,7 @@ def run_batched(flow, problem: Problem, params0: BatchedParams) -> dict[str, Any
     fill = (ts[None, :] > t_final[:, None]) | (final["num_steps"] == 0)[:, None]  # (S, T)
     saved = jax.tree.map(
         lambda s, f: jnp.where(fill.reshape(fill.shape + (1,) * (s.ndim - 2)), f[:, None], s),
-        final["saved"],
+        last["saved"],
         final_summary,
     )
     diverged = jax.vmap(lambda p: is_diverged(p, flow.divergence))(y_final)

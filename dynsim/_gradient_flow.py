@@ -46,21 +46,23 @@ class GradientFlow(AbstractDynamics):
       `RecursiveCheckpointAdjoint` (reverse mode works; forward mode does not), otherwise
       `run_batch` falls back to `vmap(run)`. `False`: always `vmap(run)` (per-seed
       `diffeqsolve`), needed for other adjoints (`ForwardMode`, `BacksolveAdjoint`).
-    - `block_size`: seeds are integrated in blocks of this many, one block after the
-      other inside the same compiled program (`lax.map`): the solver state of a block
-      stays in cache, and a block stops as soon as its own seeds are done (measured on
-      2 CPU cores, W1 at 1,024 seeds: 32 was ~2× faster per gradient evaluation than one
-      block of 1,024 with the earlier x @ Wᵀ forward pass; with the feature-major one,
-      32 and 64 are within the run-to-run noise on an AMD EPYC; on a Xeon with 2 MiB L2,
-      128–256 were 1.15–1.2× faster than 32 for W1 and W3 but 1.75× slower for the
-      tiny-state, uneven-step W2 — `benchmarks/README.md`). `None`: one block. Blocks have
-      `block_size` seeds (the last one padded); a smaller batch is one block of its own
-      size, and never of one seed (see `dynsim._dynamics.blockwise`). A seed's result
-      is bitwise independent of `chunk_size` and of the other seeds in the tested cases
-      (chunk sizes 1, 3, 5, 7, padded blocks), otherwise equal up to rounding; changing
-      `block_size` itself changes results at rounding level (matmul kernels depend on
-      the batch shape), which chaotic or very long trajectories (e.g. 10⁴ steps in
-      float32) can amplify into different step counts.
+    - `block_size`: how many seeds are integrated at once. Batched Tsit5 loop: the loop
+      holds `block_size` slots; when a slot's seed stops (end time, event, divergence,
+      `max_steps`) its result is written out and the slot takes the next waiting seed,
+      so seeds with very different step counts do not hold each other back (the batch
+      stays full until the queue runs dry). `vmap` path: blocks of `block_size` seeds
+      one after another (`lax.map`, `dynsim._dynamics.blockwise`), the last one padded.
+      `None`: all seeds at once. A batch smaller than `block_size` runs as one, never as
+      a batch of one seed (two copies then: XLA lowers a batch of one to matrix-vector
+      kernels that round differently). A seed's result is bitwise independent of
+      `chunk_size`, of the slot it runs in and of the other seeds in the tested cases
+      (chunk sizes 1, 3, 5, 7, 2 and 3 slots against all at once); changing
+      `block_size` can change results at rounding level where the batch shape changes
+      the matmul kernels, which chaotic or very long trajectories (e.g. 10⁴ steps in
+      float32) can amplify into different step counts. Measured on 2 CPU cores
+      (`benchmarks/README.md`): with slot refill, 128 was the fastest of 32/128/256 for
+      W1 on a Xeon; before it (fixed blocks), larger blocks were 1.75× slower for the
+      uneven-step W2.
     """
 
     t1: float = 100.0
@@ -77,7 +79,7 @@ class GradientFlow(AbstractDynamics):
     log_time: bool = eqx.field(static=True, default=False)
     adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint()
     batched: bool = eqx.field(static=True, default=True)
-    block_size: int | None = eqx.field(static=True, default=32)
+    block_size: int | None = eqx.field(static=True, default=64)
 
     def __check_init__(self):
         if self.block_size is not None and int(self.block_size) < 1:
@@ -133,12 +135,9 @@ class GradientFlow(AbstractDynamics):
 
     def run_batch(self, problem: Problem, params0: Params, keys: Key) -> dict[str, Any]:
         """`run` for a batch of seeds; see the `batched` and `block_size` fields."""
-        return blockwise(self._run_block, self.block_size, problem, params0, keys)
-
-    def _run_block(self, problem: Problem, params0: Params, keys: Key) -> dict[str, Any]:
         if self.batched and supports_batched(self):
-            return run_batched(self, problem, params0)
-        return super().run_batch(problem, params0, keys)
+            return run_batched(self, problem, params0, slots=self.block_size)
+        return blockwise(super().run_batch, self.block_size, problem, params0, keys)
 
     def run(self, problem: Problem, params0: Params, key: Key) -> dict[str, Any]:
         del key
