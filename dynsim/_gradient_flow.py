@@ -60,9 +60,9 @@ class GradientFlow(AbstractDynamics):
       `block_size` can change results at rounding level where the batch shape changes
       the matmul kernels, which chaotic or very long trajectories (e.g. 10⁴ steps in
       float32) can amplify into different step counts. Measured on 2 CPU cores
-      (`benchmarks/README.md`): with slot refill, 128 was the fastest of 32/128/256 for
-      W1 on a Xeon; before it (fixed blocks), larger blocks were 1.75× slower for the
-      uneven-step W2.
+      (`benchmarks/README.md`, 2-core Xeon, slot refill): W1 (5,100 parameters per seed)
+      is fastest at 128, W2 (200 parameters, cache-bound) at 32–64 and 1.5× slower at
+      256; the default 64 is within 5 % of the best for both.
     """
 
     t1: float = 100.0
