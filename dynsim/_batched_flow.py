@@ -90,6 +90,27 @@ def _stage_sum(y, coeffs, weights, gs):
     return jax.tree.map(leaf, y, *g_trees)
 
 
+def auto_slots(params0: BatchedParams, cache_bytes: int = 2**20) -> int:
+    """`GradientFlow(block_size="auto")`: the number of slots for a batch `params0`.
+
+    The largest of 128, 64, 32 slots whose step working set — about 16 arrays of
+    B × (one seed's parameters): the state, seven stage gradients, stage states, the
+    error estimate, the selects — fits in `cache_bytes` (1 MiB, half a 2 MiB L2); when
+    none fits, 128 (the state lives in L3/memory anyway and larger batches amortize the
+    per-step control ops and give bigger matrix products). Measured on a 2-core Xeon
+    (µs per evaluation, `benchmarks/README.md`): W2 (200 float32 parameters: 64 slots)
+    0.50 at 32–64, 0.76 at 128; W1 (5,100: 128) 10.3 at 64, 9.8–10.0 at 128; W3 (1,100:
+    128) 9.7 at 64, 8.5 at 128.
+    """
+    leaves = jax.tree.leaves(params0)
+    n = leaves[0].shape[0]
+    seed_bytes = sum((x.size // max(n, 1)) * x.dtype.itemsize for x in leaves)
+    for b in (128, 64, 32):
+        if 16 * b * seed_bytes <= cache_bytes:
+            return b
+    return 128
+
+
 def run_batched(flow, problem: Problem, params0: BatchedParams, slots: int | None = None) -> dict[str, Any]:
     """`flow.run` for every seed of `params0` (leading seed axis S), in one loop.
 

@@ -1,5 +1,6 @@
 """Gradient flow θ̇ = −∇L(θ) as a diffrax ODE."""
 
+import numbers
 from typing import Any, Sequence
 
 import diffrax
@@ -9,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._custom_types import Key, Params
-from ._batched_flow import run_batched, supports_batched
+from ._batched_flow import auto_slots, run_batched, supports_batched
 from ._dynamics import AbstractDynamics, blockwise, check_positive, check_ts, log_grid
 from ._problem import Problem, at_steady_state, is_diverged, tree_norm
 from ._status import Status
@@ -52,6 +53,11 @@ class GradientFlow(AbstractDynamics):
       so seeds with very different step counts do not hold each other back (the batch
       stays full until the queue runs dry). `vmap` path: blocks of `block_size` seeds
       one after another (`lax.map`, `dynsim._dynamics.blockwise`), the last one padded.
+      `"auto"` (default): `dynsim._batched_flow.auto_slots` — 128, 64 or 32 slots, the
+      largest whose step working set (~16 arrays of slots × one seed's parameters) fits
+      in 1 MiB, else 128 (measured on a 2-core Xeon, `benchmarks/README.md`: W2, 200
+      parameters, is 1.5× slower at 128 slots than at 32–64; W1 and W3, 5,100 and 1,100
+      parameters, are 5 % and 12 % faster at 128 than at 64); 32 on the `vmap` path.
       `None`: all seeds at once. A batch smaller than `block_size` runs as one, never as
       a batch of one seed (two copies then: XLA lowers a batch of one to matrix-vector
       kernels that round differently). A seed's result is bitwise independent of
@@ -59,10 +65,7 @@ class GradientFlow(AbstractDynamics):
       (chunk sizes 1, 3, 5, 7, 2 and 3 slots against all at once); changing
       `block_size` can change results at rounding level where the batch shape changes
       the matmul kernels, which chaotic or very long trajectories (e.g. 10⁴ steps in
-      float32) can amplify into different step counts. Measured on 2 CPU cores
-      (`benchmarks/README.md`, 2-core Xeon, slot refill): W1 (5,100 parameters per seed)
-      is fastest at 128, W2 (200 parameters, cache-bound) at 32–64 and 1.5× slower at
-      256; the default 64 is within 5 % of the best for both.
+      float32) can amplify into different step counts.
     """
 
     t1: float = 100.0
@@ -79,11 +82,12 @@ class GradientFlow(AbstractDynamics):
     log_time: bool = eqx.field(static=True, default=False)
     adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint()
     batched: bool = eqx.field(static=True, default=True)
-    block_size: int | None = eqx.field(static=True, default=64)
+    block_size: int | str | None = eqx.field(static=True, default="auto")
 
     def __check_init__(self):
-        if self.block_size is not None and int(self.block_size) < 1:
-            raise ValueError(f"block_size: must be a positive integer or None; got {self.block_size}")
+        bs = self.block_size
+        if not (bs is None or bs == "auto" or (isinstance(bs, numbers.Integral) and not isinstance(bs, bool) and bs >= 1)):
+            raise ValueError(f"block_size: must be a positive integer, 'auto' or None; got {bs!r}")
         check_positive("t1", self.t1)
         check_positive("rtol", self.rtol)
         check_positive("atol", self.atol)
@@ -135,9 +139,11 @@ class GradientFlow(AbstractDynamics):
 
     def run_batch(self, problem: Problem, params0: Params, keys: Key) -> dict[str, Any]:
         """`run` for a batch of seeds; see the `batched` and `block_size` fields."""
+        bs = self.block_size
         if self.batched and supports_batched(self):
-            return run_batched(self, problem, params0, slots=self.block_size)
-        return blockwise(super().run_batch, self.block_size, problem, params0, keys)
+            slots = auto_slots(params0) if bs == "auto" else bs
+            return run_batched(self, problem, params0, slots=slots)
+        return blockwise(super().run_batch, 32 if bs == "auto" else bs, problem, params0, keys)
 
     def run(self, problem: Problem, params0: Params, key: Key) -> dict[str, Any]:
         del key

@@ -131,6 +131,23 @@ def test_slot_refill_gives_each_seed_its_own_result():
     np.testing.assert_allclose(runs[None]["t_final"], slow["t_final"], rtol=1e-9)
 
 
+def test_auto_slots_follow_the_working_set():
+    """128 / 64 / 32 slots while 16 arrays of slots × one seed's parameters fit in 1 MiB,
+    128 when nothing fits (float64 here: 8 bytes per parameter)."""
+    from dynsim._batched_flow import auto_slots
+
+    def batch(n_params, dtype=jnp.float64):
+        return {"w": jnp.zeros((3, n_params), dtype)}
+
+    assert auto_slots(batch(64)) == 128  # 16·128·512 B = 1 MiB
+    assert auto_slots(batch(65)) == 64
+    assert auto_slots(batch(200, jnp.float32)) == 64  # W2 (float32)
+    assert auto_slots(batch(200)) == 32  # W2 in float64: 16·64·1,600 B > 1 MiB
+    assert auto_slots(batch(300)) == 128  # 16·32·2,400 B > 1 MiB: nothing fits
+    assert auto_slots(batch(1100, jnp.float32)) == 128  # W3 (float32)
+    assert auto_slots({"a": jnp.zeros((5, 40)), "b": (jnp.zeros((5, 8, 3)),)}) == 128
+
+
 def test_chunk_invariance():
     key = jax.random.key(5)
     data = dynsim.data.regression(key, 6, 5)

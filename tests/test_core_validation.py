@@ -68,6 +68,9 @@ def test_non_finite_data(data):
         ({"ts": [0.0, 5.0], "t1": 1.0}, "ts"),
         ({"solver": "tsit5"}, "solver"),
         ({"solver": diffrax.Euler()}, "dt0"),
+        ({"block_size": 0}, "block_size"),
+        ({"block_size": "big"}, "block_size"),
+        ({"block_size": 2.5}, "block_size"),
     ],
 )
 def test_bad_gradient_flow_options(kwargs, name):
