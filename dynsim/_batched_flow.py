@@ -216,9 +216,9 @@ def run_batched(flow, problem: Problem, params0: BatchedParams, slots: int | Non
     def cond(st):
         return jnp.any(st["seed"] < n_seeds)
 
-    def retire_and_refill(st):
-        """Write out the slots whose seed stopped; give them the next waiting seeds."""
-        done = (st["seed"] < n_seeds) & ~active(st)
+    def retire_and_refill(st, done):
+        """Write out the slots whose seed stopped (`done`, (B,)); give them the next
+        waiting seeds."""
         at = jnp.where(done, st["seed"], n_seeds)  # n_seeds: dropped
         out = {
             k: jax.tree.map(lambda o, x: o.at[at].set(x, mode="drop"), st["out"][k], st[k])
@@ -325,7 +325,9 @@ def run_batched(flow, problem: Problem, params0: BatchedParams, slots: int | Non
             out=st["out"],
         )
         finished = (rows < n_seeds) & ~active(new_st)
-        return jax.lax.cond(jnp.any(finished), retire_and_refill, lambda s: s, new_st)
+        return jax.lax.cond(
+            jnp.any(finished), retire_and_refill, lambda s, _: s, new_st, finished
+        )
 
     # Loop bound (list scheduling, Graham): a slot is busy for at most max_steps + 1
     # iterations per seed, so the batch is done after (S/B + 1)·(max_steps + 1).
