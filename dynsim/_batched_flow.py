@@ -115,7 +115,8 @@ def run_batched(flow, problem: Problem, params0: BatchedParams, slots: int | Non
     """`flow.run` for every seed of `params0` (leading seed axis S), in one loop.
 
     `slots`: how many seeds are integrated at once (B = min(slots, S), at least 2;
-    `None`: all S). The loop works on B slots; when a slot's seed stops (end time,
+    `None`: all S). S ≥ 2: `GradientFlow.run_batch` pads a batch of one through
+    `dynsim._dynamics.blockwise`. The loop works on B slots; when a slot's seed stops (end time,
     event or `max_steps`), its final state is written out and the slot takes the next
     waiting seed, so seeds with very different step counts do not hold each other back
     and the batch stays full until the queue is empty.
@@ -123,11 +124,6 @@ def run_batched(flow, problem: Problem, params0: BatchedParams, slots: int | Non
     Returns the same dict as `GradientFlow.run`, with a leading seed axis on every entry.
     """
     n_seeds = jax.tree.leaves(params0)[0].shape[0]
-    if n_seeds == 1:
-        # XLA lowers a batch of one to matrix-vector kernels whose rounding differs:
-        # run two copies so that a seed's result does not depend on running alone.
-        two = run_batched(flow, problem, jax.tree.map(lambda x: jnp.concatenate([x, x]), params0), slots)
-        return jax.tree.map(lambda x: x[:1], two)
     from ._gradient_flow import _dtype, _status
 
     n_slots = n_seeds if slots is None else max(2, min(int(slots), n_seeds))

@@ -142,7 +142,12 @@ class GradientFlow(AbstractDynamics):
         bs = self.block_size
         if self.batched and supports_batched(self):
             slots = auto_slots(params0) if bs == "auto" else bs
-            return run_batched(self, problem, params0, slots=slots)
+
+            def run_slots(problem, params0, keys):
+                return run_batched(self, problem, params0, slots=slots)
+
+            # blockwise with one block: only its padding of a batch of one to two
+            return blockwise(run_slots, None, problem, params0, keys)
         return blockwise(super().run_batch, 32 if bs == "auto" else bs, problem, params0, keys)
 
     def run(self, problem: Problem, params0: Params, key: Key) -> dict[str, Any]:
