@@ -62,7 +62,11 @@ def is_diverged(params, bound) -> Array:
     One pass over the parameters: m = max|θ_i| is NaN if any θ_i is NaN and +inf if any
     is infinite, so `not (m <= bound) or m == inf` covers all three cases.
     """
-    m = tree_max_abs(params)
+    return max_abs_diverged(tree_max_abs(params), bound)
+
+
+def max_abs_diverged(m, bound) -> Array:
+    """`is_diverged` from m = max|θ_i| (`tree_max_abs`, NaN-propagating)."""
     return ~(m <= bound) | jnp.isinf(m)
 
 

@@ -186,3 +186,51 @@ def test_other_solvers_fall_back_to_vmap(solver):
 
     assert not supports_batched(gf)
     assert supports_batched(dynsim.GradientFlow())
+
+
+def test_error_ratio_is_diffrax_error_control():
+    """The fused scaled error + the controller on it (`_error_ratio`, `_on_scaled_error`)
+    decide every step as diffrax's `PIDController.adapt_step_size` given the materialized
+    error estimate: accepted and rejected steps, a NaN in one leaf of y1 (diffrax then
+    scales that leaf by |y0|), a NaN error (rejected, counted infinite) and an
+    overflowing y1."""
+    from dynsim._batched_flow import _error_ratio, _on_scaled_error, _stage_sum
+    from dynsim._gradient_flow import _PIDController
+
+    ctrl = _PIDController(rtol=1e-3, atol=1e-6, pcoeff=0.3, icoeff=0.4)
+    unit = _on_scaled_error(ctrl)
+    n = 7
+    keys = jax.random.split(jax.random.key(5), 12)
+    y0 = {"a": jax.random.normal(keys[0], (n, 3, 4)), "b": jax.random.normal(keys[1], (n, 5))}
+    y1 = jax.tree.map(lambda x: x + 0.01, y0)
+    gs = [jax.tree.map(lambda x, k=k: jax.random.normal(k, x.shape), y0) for k in keys[2:9]]
+    coeffs = [0.1, -0.2, 0.3, 0.05, -0.4, 0.2, -0.05]
+    # per-seed step weights: from accepted (tiny error) to rejected (large error)
+    weights = [jnp.logspace(-7, -1, n) * (1 + 0.1 * j) for j in range(7)]
+    nan, inf = jnp.nan, jnp.inf
+    y1 = {"a": y1["a"].at[2, 0, 0].set(nan), "b": y1["b"].at[3, 1].set(inf)}
+    gs[6] = {"a": gs[6]["a"], "b": gs[6]["b"].at[4, 0].set(nan)}  # seed 4: NaN error
+    ratio, max_abs_y1 = _error_ratio(ctrl, y0, y1, coeffs, weights, gs)
+    err = _stage_sum(None, coeffs, weights, gs)
+    t0, t1 = jnp.zeros(n), jnp.full(n, 0.1)
+    cstate = (jnp.full(n, 0.7), jnp.full(n, 1.3), jnp.zeros(n, bool))
+    ref = jax.vmap(
+        lambda a, b, c, d, e, s: ctrl.adapt_step_size(a, b, c, d, None, e, 5, s)
+    )(t0, t1, y0, y1, err, cstate)
+    zero = jnp.zeros(())
+    got = jax.vmap(
+        lambda a, b, r, s: unit.adapt_step_size(a, b, zero, zero, None, r, 5, s)
+    )(t0, t1, ratio, cstate)
+    keep = np.asarray(ref[0])
+    assert keep[:2].all() and not keep[-2:].any() and not keep[4]  # both outcomes occur
+    np.testing.assert_array_equal(got[0], ref[0])
+    for g, r in zip(jax.tree.leaves(got[1:]), jax.tree.leaves(ref[1:])):
+        # same decisions; the step factors differ by the rounding of the sum of squares
+        # (float64, 32 terms: ~1e-15 relative, raised to the PID exponents < 1)
+        np.testing.assert_allclose(g, r, rtol=1e-13)
+    assert np.isinf(ratio[4]) and np.isfinite(ratio[2])
+    # max|y1| per seed, NaN-propagating
+    m = np.asarray(max_abs_y1)
+    assert np.isnan(m[2]) and np.isinf(m[3])
+    expect = [max(np.abs(np.asarray(y1["a"][i])).max(), np.abs(np.asarray(y1["b"][i])).max()) for i in (0, 1, 5, 6)]
+    np.testing.assert_array_equal(m[[0, 1, 5, 6]], expect)
