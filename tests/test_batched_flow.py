@@ -103,16 +103,19 @@ def test_diverging_seed_does_not_affect_others():
 def test_slot_refill_gives_each_seed_its_own_result():
     """Seeds with very different fates and step counts (θ̇ = θ², as above: blow-up at
     t = 1/θ₀, decay, a stop at t = 0 where ∇L = 0, the step budget running out near a
-    blow-up) through 2 and 3 slots, refilled as seeds stop, must give bitwise the result
-    of all seeds at once, and the per-seed diffrax path's statuses and step counts."""
+    blow-up) through 2, 3 and 4 slots, refilled as seeds stop (at most two loaded per
+    iteration: with 4 slots, the first three seeds stop at t = 0 together and leave
+    three empty slots), must give bitwise the result of all seeds at once, and the
+    per-seed diffrax path's statuses and step counts. (Odd slot counts ≥ 5 round
+    differently in XLA's batched kernels: not bitwise, in the old loop too.)"""
     model = LinearNet(1)
     loss = dynsim.losses.CustomLoss(lambda p, t: -(p**3) / 3)
     problem = Problem(model, loss, jnp.ones((1, 1)), jnp.zeros(1))
-    theta0 = jnp.asarray([-0.5, 1.0, 0.0, -2.0, 0.52, -1.0, 0.9, 0.3])
+    theta0 = jnp.asarray([0.0, 0.0, 0.0, -0.5, 1.0, 0.0, -2.0, 0.52, -1.0, 0.9, 0.3, 0.7])
     p0 = {"W": (theta0.reshape(-1, 1, 1),)}
     keys = jax.random.split(jax.random.key(4), theta0.shape[0])
     runs = {}
-    for slots in (None, 2, 3):
+    for slots in (None, 2, 3, 4):
         gf = dynsim.GradientFlow(
             t1=2.0, divergence=1e6, n_save=7, stop_grad_norm=1e-12, max_steps=530, block_size=slots, **TOL
         )
@@ -121,7 +124,7 @@ def test_slot_refill_gives_each_seed_its_own_result():
     status = runs[None]["status"].tolist()
     assert {Status.DIVERGED, Status.REACHED_END, Status.CONVERGED, Status.MAX_STEPS} <= set(status)
     assert status[2] == Status.CONVERGED and runs[None]["num_steps"][2] == 0
-    for slots in (2, 3):
+    for slots in (2, 3, 4):
         for x, y in zip(jax.tree.leaves(runs[slots]), jax.tree.leaves(runs[None])):
             np.testing.assert_array_equal(x, y)
     np.testing.assert_array_equal(runs[None]["status"], slow["status"])
