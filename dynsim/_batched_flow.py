@@ -112,7 +112,7 @@ def _error_ratio(controller, y0, y1, coeffs, weights, gs):
     One fused pass reading y0, y1 and the stage gradients; e and the scaled error are
     never materialized. (`PIDController.adapt_step_size` builds the scaled error as an
     array, after a NaN check over y1 and a select; with an error estimate that cannot
-    fuse into its norm that was ~12 % of W1's time.) The exceptional cases are
+    fuse into its norm that was ~16 % of W1's kernel time.) The exceptional cases are
     delegated, so the result is diffrax's: where the fused value is NaN (a NaN error or
     state), the seed's ratio is recomputed as `PIDController.adapt_step_size` does it —
     NaN errors counted infinite (`_PIDController`), y1 replaced by y0 in the scale of a
@@ -327,8 +327,8 @@ def run_batched(
     # gather of n_load queue rows and a scatter of them into the slots, instead of a
     # gather and a select over all slots (profile, W1 1,024 seeds, where most
     # iterations retire a seed: kernel time 5.51 -> 5.36 s). It runs inside a `cond`,
-    # only when a seed stopped (W2: about once per 650 iterations). Slots left empty
-    # get a seed on a later iteration.
+    # only when a seed stopped or a slot waits for one (W2: about once per 650
+    # iterations). Slots left empty get a seed on the next iterations.
     n_load = min(n_slots, max(2, -(-n_slots // 16)))
 
     def retire_and_refill(st, done):
@@ -461,8 +461,10 @@ def run_batched(
             out=st["out"],
         )
         finished = (rows < n_seeds) & ~active(new_st)
+        # (also when a slot still waits for a seed: refills are capped at n_load)
+        waiting = jnp.any(rows == n_seeds) & (new_st["next_seed"] < n_seeds)
         return jax.lax.cond(
-            jnp.any(finished), retire_and_refill, lambda s, _: s, new_st, finished
+            jnp.any(finished) | waiting, retire_and_refill, lambda s, _: s, new_st, finished
         )
 
     # Loop bound. A seed holds a slot for at most max_steps + 1 iterations (its steps,
