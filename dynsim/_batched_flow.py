@@ -308,6 +308,7 @@ def run_batched(
         jax.tree.map(lambda x: x[:n_slots], queue),
         seed=jnp.arange(n_slots, dtype=jnp.int32),  # n_seeds marks an empty slot
         next_seed=jnp.asarray(n_slots, jnp.int32),
+        waiting=jnp.asarray(False),  # an empty slot and a waiting seed
         saved=saved0,
         out={k: queue[k] for k in out_keys},
     )
@@ -353,7 +354,10 @@ def run_batched(
         }
         seed = seed.at[to].set(new, mode="drop")
         next_seed = st["next_seed"] + jnp.sum(load, dtype=jnp.int32)
-        return dict(slot, seed=seed, next_seed=next_seed, saved=st["saved"], out=out)
+        waiting = jnp.any(seed == n_seeds) & (next_seed < n_seeds)
+        return dict(
+            slot, seed=seed, next_seed=next_seed, waiting=waiting, saved=st["saved"], out=out
+        )
 
     def body(st):
         live = active(st)
@@ -457,14 +461,14 @@ def run_batched(
             save_index=save_index,
             seed=rows,
             next_seed=st["next_seed"],
+            waiting=st["waiting"],
             saved=saved,
             out=st["out"],
         )
         finished = (rows < n_seeds) & ~active(new_st)
         # (also when a slot still waits for a seed: refills are capped at n_load)
-        waiting = jnp.any(rows == n_seeds) & (new_st["next_seed"] < n_seeds)
         return jax.lax.cond(
-            jnp.any(finished) | waiting, retire_and_refill, lambda s, _: s, new_st, finished
+            jnp.any(finished) | st["waiting"], retire_and_refill, lambda s, _: s, new_st, finished
         )
 
     # Loop bound. A seed holds a slot for at most max_steps + 1 iterations (its steps,
