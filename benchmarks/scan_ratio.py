@@ -25,6 +25,8 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    if args.reps < 1 or args.seeds < 2:
+        ap.error("--reps must be at least 1 and --seeds at least 2")
     wl = gb.workloads(["W1"])[0]
     best, runs = {}, []
     for rep in range(args.reps):
