@@ -413,7 +413,7 @@ def torchdiffeq_rows(wl, seeds, t_end, max_steps):
 
 def bench(wl, seeds, args):
     rows = []
-    bs = {} if args.block_size is None else {"block_size": args.block_size}
+    bs = {} if args.block_size is None else {"block_size": None if args.block_size == "all" else args.block_size}
     res, wall, evals, exec_, xla_mb = run_sim(wl, seeds, True, **bs)
     steps = float(np.mean(res.num_steps))
     status = np.bincount(np.asarray(res.status), minlength=5).tolist()
@@ -497,6 +497,16 @@ def machine():
                 devices=[str(d) for d in jax.devices()])
 
 
+def _block_size(text):
+    """--block-size: an int, "auto", or "all" (block_size=None: all seeds in one block)."""
+    if text in ("auto", "all"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a number of slots, "auto" or "all", got {text!r}')
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workloads", default="W1,W2,W3")
@@ -509,8 +519,9 @@ def main():
                     help="seeds for the Kvaerno5 row on stiff workloads (needs --x64)")
     ap.add_argument("--alphas", default="1e-3,1e-1,1,10", help="W2 init scales")
     ap.add_argument("--x64", action="store_true", help="float64 everywhere (default float32)")
-    ap.add_argument("--block-size", type=int, default=None,
-                    help="GradientFlow block_size for the batched rows (default: its default, 64)")
+    ap.add_argument("--block-size", type=_block_size, default=None,
+                    help='GradientFlow block_size for the batched rows: a number of slots, '
+                         '"auto" or "all" (every seed at once); default: GradientFlow\'s ("auto")')
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     if args.x64:
