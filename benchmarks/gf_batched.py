@@ -222,7 +222,9 @@ def time_batched(one, p0):
     return time.perf_counter() - t0, compile_s, out
 
 
-def rk4_scan(wl, seeds, n_steps, t_end):
+def rk4_scan(wl, seeds, n_steps, t_end, p0=None):
+    """Hand-written `jit(vmap(lax.scan))` fixed-step RK4 from `p0` (default: `params0`).
+    Returns (wall s, compile s, final params)."""
     _, f = grad_fn(wl)
     dt = t_end / n_steps
 
@@ -239,13 +241,14 @@ def rk4_scan(wl, seeds, n_steps, t_end):
 
         return jax.lax.scan(step, p, None, length=n_steps)[0]
 
-    return time_batched(one, params0(wl, seeds))
+    return time_batched(one, params0(wl, seeds) if p0 is None else p0)
 
 
-def tsit5_scan(wl, seeds, n_steps, t_end):
+def tsit5_scan(wl, seeds, n_steps, t_end, p0=None):
     """Hand-written `jit(vmap(lax.scan))` fixed-step Tsit5 (FSAL, 6 evaluations per
     step, diffrax's tableau): the same method as the adaptive loop without error control,
-    step-size control, saving or stopping. Returns (wall s, compile s, final params)."""
+    step-size control, saving or stopping, from `p0` (default: `params0`). Returns
+    (wall s, compile s, final params)."""
     import diffrax
 
     _, f = grad_fn(wl)
@@ -277,7 +280,7 @@ def tsit5_scan(wl, seeds, n_steps, t_end):
 
         return jax.lax.scan(step, (p, rhs(0.0, p)), jnp.arange(n_steps))[0][0]
 
-    return time_batched(one, params0(wl, seeds))
+    return time_batched(one, params0(wl, seeds) if p0 is None else p0)
 
 
 def scipy_loop(wl, seeds, total_seeds, t_end):
