@@ -24,12 +24,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _cli(*args, **kw):
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    # `python -m dynsim._cli`, with SIGINT raising KeyboardInterrupt as at a terminal: a
+    # test run started as a background job inherits SIGINT ignored, and so would the CLI
+    # (Ctrl-C could not interrupt it). Set in the child's own Python, not by a
+    # `preexec_fn`: forking a multithreaded (JAX) process to run Python code can deadlock.
+    launch = (
+        "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "runpy.run_module('dynsim._cli', run_name='__main__', alter_sys=True)"
+    )
     return subprocess.Popen(
-        [sys.executable, "-m", "dynsim._cli", *map(str, args)], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        # SIGINT as at a terminal: a test run started as a background job inherits
-        # SIGINT ignored, and so would the CLI (Ctrl-C could not interrupt it)
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kw,
+        [sys.executable, "-c", launch, *map(str, args)], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw,
     )
 
 
