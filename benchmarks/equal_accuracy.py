@@ -1,4 +1,4 @@
-"""Work against accuracy, W1: the batched adaptive loop and the hand-written scans.
+"""Work against accuracy, W1 or W2: the batched adaptive loop and the hand-written scans.
 
 The per-evaluation comparison (`gf_batched.py`, `scan_ratio.py`) gives each fixed-step
 scan the loop's number of gradient evaluations, whatever accuracy that buys it. Here
@@ -26,8 +26,12 @@ reaches the loop's error, the scan's smallest error and its cost are reported in
 A seed whose fixed-step solution diverged counts as an infinite error.
 
     python benchmarks/equal_accuracy.py --seeds 1024 --out results/W1_1024_equal_accuracy.json
+    python benchmarks/equal_accuracy.py --workload W2 --alpha 0.1 --seeds 1024
 
-T defaults to the median time at which the default benchmark run (stop at L < 1e-8)
+Workloads as in `gf_batched.py`; in log-time (W2 at α < 0.01) the scans and the reference
+integrate dθ/dτ = −e^τ ∇L over τ ∈ [0, log(1 + T)].
+
+T defaults to the median time at which the default benchmark run (stop at its stop_loss)
 stopped; the loop here has no stop condition (`stop_loss=None`), so every seed runs to T.
 """
 
@@ -59,7 +63,8 @@ def reference(path_in, path_out):
     from dynsim._problem import Problem
 
     z = np.load(path_in)
-    wl = gb.workloads(["W1"])[0]
+    wl = _workload(str(z["workload"]), float(z["alpha"]))
+    log_time = wl["flow"].get("log_time", False)
     X, y = (jnp.asarray(z[k], jnp.float64) for k in ("X", "y"))
     problem = Problem(wl["model"], get_loss("squared"), X, y)
     n_leaves = int(z["n_leaves"])
@@ -68,13 +73,16 @@ def reference(path_in, path_out):
         jax.eval_shape(lambda k: wl["init"](wl["model"], wl["data"], k), jax.random.key(0))
     )
     y0 = jax.tree.unflatten(treedef, p0)
-    term = diffrax.ODETerm(lambda t, p, args: jax.tree.map(jnp.negative, jax.grad(problem.value)(p)))
+    term = diffrax.ODETerm(
+        lambda s, p, args: jax.tree.map(lambda g: -(jnp.exp(s) if log_time else 1.0) * g,
+                                        jax.grad(problem.value)(p)))
     T = float(z["T"])
+    s1 = float(np.log1p(T)) if log_time else T
 
     def solve(rtol):
         def one(p):
             sol = diffrax.diffeqsolve(
-                term, diffrax.Dopri8(), 0.0, T, None, p,
+                term, diffrax.Dopri8(), 0.0, s1, None, p,
                 stepsize_controller=diffrax.PIDController(rtol=rtol, atol=rtol * 1e-3),
                 saveat=diffrax.SaveAt(t1=True), max_steps=1_000_000,
             )
@@ -90,6 +98,10 @@ def reference(path_in, path_out):
     out["ref_err"] = np.asarray(_rel_err(coarse, fine))
     out["ref_steps"] = np.asarray(n_fine)
     np.savez(path_out, **out)
+
+
+def _workload(name, alpha):
+    return gb.workloads([name], alphas=(alpha,))[0]
 
 
 def _rel_err(theta, ref):
@@ -128,9 +140,11 @@ def _matched(points, target, key):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--workload", default="W1", choices=("W1", "W2"))
+    ap.add_argument("--alpha", type=float, default=0.1, help="W2's init scale")
     ap.add_argument("--seeds", type=int, default=1024)
     ap.add_argument("--ref-seeds", type=int, default=64, help="seeds scored against the reference")
-    ap.add_argument("--t-end", type=float, default=None, help="T (default: median stop time at L < 1e-8)")
+    ap.add_argument("--t-end", type=float, default=None, help="T (default: median stop time of the default run)")
     ap.add_argument("--reps", type=int, default=2, help="timed runs per point (best kept)")
     ap.add_argument("--rtols", default=",".join(f"{r:g}" for r in RTOLS))
     ap.add_argument("--out", default=None)
@@ -145,7 +159,7 @@ def main():
     rtols = [float(r) for r in args.rtols.split(",")]
     if 1e-6 not in rtols:
         ap.error("--rtols must include 1e-6 (GradientFlow's default, the comparison point)")
-    wl = gb.workloads(["W1"])[0]
+    wl = _workload(args.workload, args.alpha)
     S, R = args.seeds, args.ref_seeds
 
     if args.t_end is None:
@@ -153,7 +167,8 @@ def main():
         T = float(np.median(np.asarray(res.t_final)))
     else:
         T = args.t_end
-    print(f"W1, {S} seeds, T = {T:.6g}; reference on {R} seeds", flush=True)
+    print(f"{wl['name']}, {S} seeds, T = {T:.6g}; reference on {R} seeds", flush=True)
+    s_end = float(np.log1p(T)) if wl["flow"].get("log_time") else T  # the scans' horizon
 
     # The loop at each tolerance: no stop condition, every seed to T.
     loop = []
@@ -175,7 +190,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         leaves = jax.tree.leaves(_subset(p0, R))
         np.savez(os.path.join(tmp, "in.npz"), X=np.asarray(wl["data"].X), y=np.asarray(wl["data"].y),
-                 T=T, n_leaves=len(leaves), **{f"p{i}": x for i, x in enumerate(leaves)})
+                 T=T, workload=args.workload, alpha=args.alpha, n_leaves=len(leaves),
+                 **{f"p{i}": x for i, x in enumerate(leaves)})
         subprocess.run([sys.executable, __file__, "--reference", os.path.join(tmp, "in.npz"),
                         os.path.join(tmp, "ref.npz")], check=True)
         z = np.load(os.path.join(tmp, "ref.npz"))
@@ -209,7 +225,7 @@ def main():
             n = max(1, int(round(f * base["evals_per_seed"] / per_step)))
             best, out = None, None
             for _ in range(args.reps):
-                w, _, o = fn(wl, S, n, T, p0=p0)
+                w, _, o = fn(wl, S, n, s_end, p0=p0)
                 if best is None or w < best:
                     best, out = w, o
             evals = per_step * n + (1 if per_step == 6 else 0)  # Tsit5: + the FSAL evaluation at 0
