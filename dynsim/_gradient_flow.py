@@ -30,11 +30,11 @@ class GradientFlow(AbstractDynamics):
       explicit solver's loss then stalls at a level ∝ rtol² (it ends at `MAX_STEPS`); use
       an implicit solver such as `diffrax.Kvaerno5()` in float64 (implicit solvers do not
       converge on such flows in float32).
-      In float32, tolerances much below the default rtol = 1e-6 do not make the solution
-      more accurate: the rounding of more steps outweighs it (benchmark W1 against a
-      float64 reference: relative error 2.3e-7 at rtol 1e-6, 3.1e-7 at 1e-7 for 1.8× the
-      work, 1.4e-6 at 1e-8 for 8×; `benchmarks/equal_accuracy.py`). Use float64 for tighter
-      results.
+      In float32, tolerances below about rtol = 1e-7 do not make the solution more
+      accurate: the rounding of more steps outweighs it (median relative error of the
+      final parameters against float64 references, `benchmarks/equal_accuracy.py`, at
+      rtol 1e-6 / 1e-7 / 1e-8: W1 2.3e-7 / 3.1e-7 / 1.4e-6, W2 at α = 0.1 5.1e-7 /
+      2.9e-7 / 4.6e-7, the last at 5–8× the work of 1e-6). Use float64 for tighter results.
     - `max_steps`: solver step budget per trajectory.
     - `stop_loss`, `stop_grad_norm`: stop a trajectory (status `CONVERGED`) once
       L(θ) < `stop_loss` or ‖∇L(θ)‖ < `stop_grad_norm` (checked after every step).
