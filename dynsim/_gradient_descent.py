@@ -28,12 +28,15 @@ class GradientDescent(AbstractDynamics):
     - `learning_rate`: η > 0 (may be a JAX array: results are differentiable in η).
     - `steps`: number of steps K.
     - `optimizer`: a function `η -> optax.GradientTransformation` (default `optax.sgd`).
-    - `save_steps`: step indices to save at; default `n_save` points, 0 and a geometric
-      grid of steps up to K (duplicates removed).
+    - `save_steps`: step indices in [0, K] to save at (increasing); default `n_save`
+      points, 0 and a geometric grid of steps ending at K (duplicates removed;
+      `n_save=1` saves step K only). The run always takes K steps (unless a seed
+      stops early), whatever the save grid.
     - `projection`: optional Π(θ) applied after every update (projected GD).
     - `batch_size`: minibatch SGD: each step uses b samples drawn without replacement
-      (from the seed's key) and the gradient (n/b)·∇L_batch, unbiased for ∇L under the
-      `"sum"` reduction; `None` is full-batch GD.
+      (from the seed's key) and the gradient of the loss's unbiased minibatch estimate
+      (`AbstractLoss.estimate`: (n/b)·Σ_B ℓ_i for `"sum"`, (1/b)·Σ_B ℓ_i for `"mean"`),
+      so E[step] is the full-batch GD step; `None` is full-batch GD.
     - `stop_loss`, `stop_grad_norm`: stop (status `CONVERGED`) when the loss or gradient
       norm of the step (the minibatch's, for SGD) falls below.
     - `divergence`: stop (status `DIVERGED`) when the loss is non-finite or max|θ_i|
@@ -108,9 +111,7 @@ class GradientDescent(AbstractDynamics):
             if b is None or b >= n:
                 return problem.value_and_grad(params)
             idx = jax.random.choice(jax.random.fold_in(key, k), n, (b,), replace=False)
-            value, grads = problem.value_and_grad(params, problem.X[idx], problem.y[idx])
-            scale = n / b
-            return scale * value, jax.tree.map(lambda g: scale * g, grads)
+            return problem.value_and_grad(params, idx)
 
         def body(carry):
             params, opt_state, k, status, target = carry
@@ -134,20 +135,28 @@ class GradientDescent(AbstractDynamics):
             return (k < target) & (status == _RUNNING)
 
         grid_np = self.step_grid()
-        # Steps between consecutive save steps: a static bound for the inner loop.
-        max_gap = max(1, int(np.max(np.diff(grid_np, prepend=0))))
+        # Steps between consecutive save steps (and from the last one to K): a static
+        # bound for the inner loop.
+        max_gap = max(1, int(np.max(np.diff(grid_np, prepend=0, append=self.steps))))
         loop = _loop_kind(self.adjoint, max_gap)
 
-        def interval(carry, target):
+        def advance(carry, target):
             params, opt_state, k, status = carry
             params, opt_state, k, status, _ = loop(
                 cond, body, (params, opt_state, k, status, target)
             )
-            return (params, opt_state, k, status), problem.summary(params)
+            return params, opt_state, k, status
+
+        def interval(carry, target):
+            carry = advance(carry, target)
+            return carry, problem.summary(carry[0])
 
         grid = jnp.asarray(grid_np, dtype=jnp.int32)
         init = (params0, opt.init(params0), jnp.zeros((), jnp.int32), jnp.asarray(_RUNNING, jnp.int8))
-        (params, _, k, status), saved = jax.lax.scan(interval, init, grid)
+        carry, saved = jax.lax.scan(interval, init, grid)
+        if grid_np[-1] < self.steps:  # the steps after the last save step
+            carry = advance(carry, jnp.asarray(self.steps, jnp.int32))
+        params, _, k, status = carry
         diverged = is_diverged(params, self.divergence)
         status = jnp.where(status == _RUNNING, Status.REACHED_END, status)
         status = jnp.where(diverged, Status.DIVERGED, status).astype(jnp.int8)

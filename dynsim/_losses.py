@@ -8,6 +8,13 @@ Convention, used everywhere in dynsim: with `reduction="sum"` (the default),
 
 and `reduction="mean"` divides each by n (so squared becomes 1/(2n)‖r‖²; Gram
 matrices and rates then scale by 1/n, i.e. time by n).
+
+A minibatch B of b samples drawn uniformly without replacement estimates L without bias
+by `AbstractLoss.estimate`: (n/b) Σ_{i∈B} ℓ_i under `"sum"`, (1/b) Σ_{i∈B} ℓ_i under
+`"mean"`, whatever the per-sample loss ℓ.
+
+Loss names accepted wherever a loss is asked for: `"squared"`, `"logistic"`,
+`"exponential"` (each with `reduction="sum"`).
 """
 
 import abc
@@ -37,9 +44,27 @@ class AbstractLoss(eqx.Module):
     def per_sample(self, pred: Predictions, target: Targets) -> Predictions: ...
 
     def __call__(self, pred: Predictions, target: Targets) -> Scalar:
+        """L over the samples given: Σ_i ℓ_i, or (1/n) Σ_i ℓ_i under `"mean"`."""
+        return self.estimate(pred, target, pred.shape[0])
+
+    def estimate(self, pred: Predictions, target: Targets, n: int) -> Scalar:
+        r"""Unbiased estimate of L on a data set of `n` samples from b of them.
+
+        The b samples (leading axis of `pred`, `target`) are drawn uniformly without
+        replacement; each of the n samples is in the batch with probability b/n, so
+        (n/b) Σ_{i∈B} ℓ_i has expectation Σ_i ℓ_i, the `"sum"` loss, and dividing by n
+        gives the `"mean"` loss. With b = n it is L exactly.
+        """
         ls = self.per_sample(pred, target)
+        if ls.shape != pred.shape[:1]:
+            raise ValueError(
+                f"loss: per_sample must return one scalar per sample, shape {pred.shape[:1]}; "
+                f"got shape {ls.shape}"
+            )
         total = jnp.sum(ls)
-        return total / pred.shape[0] if self.reduction == "mean" else total
+        if self.reduction == "mean":
+            return total / ls.shape[0]
+        return total * (n / ls.shape[0])
 
 
 class SquaredLoss(AbstractLoss):
@@ -104,7 +129,6 @@ class CustomLoss(AbstractLoss):
 
 _BY_NAME = {
     "squared": SquaredLoss,
-    "mse": SquaredLoss,
     "logistic": LogisticLoss,
     "exponential": ExponentialLoss,
 }
@@ -115,6 +139,12 @@ def get_loss(loss) -> AbstractLoss:
     if isinstance(loss, AbstractLoss):
         return loss
     if isinstance(loss, str):
+        if loss == "mse":
+            raise ValueError(
+                "loss: 'mse' is not a loss name (it was an alias of the summed loss "
+                "½‖r‖²); use 'squared' for ½Σ‖f(x_i) − y_i‖² or "
+                "SquaredLoss(reduction='mean') for 1/(2n)Σ‖f(x_i) − y_i‖²"
+            )
         try:
             return _BY_NAME[loss]()
         except KeyError:

@@ -6,7 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._custom_types import Array, Params, Scalar
+from ._custom_types import Array, Int, Params, Scalar
 from ._losses import AbstractLoss
 
 
@@ -24,13 +24,19 @@ class Problem(eqx.Module):
     save_params: bool = eqx.field(static=True, default=False)
     save_conserved: bool = eqx.field(static=True, default=False)
 
-    def value(self, params: Params, X=None, y=None) -> Scalar:
-        X = self.X if X is None else X
-        y = self.y if y is None else y
-        return self.loss(self.model.apply(params, X), y)
+    def value(self, params: Params, batch: Int[Array, " b"] | None = None) -> Scalar:
+        """L(θ), or with `batch` (sample indices drawn uniformly without replacement)
+        its unbiased minibatch estimate `loss.estimate` (the same convention: sum or
+        mean over the whole data set)."""
+        if batch is None:
+            return self.loss(self.model.apply(params, self.X), self.y)
+        pred = self.model.apply(params, self.X[batch])
+        return self.loss.estimate(pred, self.y[batch], self.X.shape[0])
 
-    def value_and_grad(self, params: Params, X=None, y=None) -> tuple[Scalar, Params]:
-        return jax.value_and_grad(self.value)(params, X, y)
+    def value_and_grad(
+        self, params: Params, batch: Int[Array, " b"] | None = None
+    ) -> tuple[Scalar, Params]:
+        return jax.value_and_grad(self.value)(params, batch)
 
     def summary(self, params: Params) -> dict[str, Any]:
         """What is saved at each save time: loss, ‖∇L‖₂, metrics (and params if asked)."""
