@@ -63,9 +63,14 @@ def check_ts(ts: Any, name: str = "ts") -> np.ndarray:
 
 
 def log_grid(t1: float, n: int, first: float) -> np.ndarray:
-    """[0, first, …, t1] with n points, geometric after 0."""
-    if n < 2:
+    """n save times that end at t1: [t1] for n = 1, [0, t1] for n = 2, else
+    [0, first, …, t1], geometric after 0 (`first` < t1)."""
+    if n < 1:
+        raise ValueError(f"n_save: must be a positive integer; got {n}")
+    if n == 1:
         return np.asarray([float(t1)])
+    if n == 2:
+        return np.asarray([0.0, float(t1)])
     return np.concatenate([[0.0], np.geomspace(first, t1, n - 1)])
 
 
