@@ -25,6 +25,17 @@ def _rel(a, b):
     return np.linalg.norm(a - b) / np.linalg.norm(b)
 
 
+def _raises_shape_error(request, name):
+    """`ValueError` naming `name` — or, when the suite runs with runtime type checking
+    (`--jaxtyping-packages`), jaxtyping's `TypeCheckError`, which rejects the shape at
+    the annotation, before the solver's own check, and names the same parameter."""
+    if request.config.getoption("jaxtyping_packages", default=None):
+        from jaxtyping import TypeCheckError
+
+        return pytest.raises(TypeCheckError, match=f"parameter '{name}'")
+    return pytest.raises(ValueError, match=name)
+
+
 def _data(seed, n, d):
     rng = np.random.default_rng(seed)
     return rng.standard_normal((n, d)), rng.standard_normal(n)
@@ -58,13 +69,13 @@ def test_min_l2_rank_deficient_and_matrix_targets():
     assert np.linalg.norm(P_null @ B) < 1e-11 * np.linalg.norm(B)
 
 
-def test_min_l2_validation():
+def test_min_l2_validation(request):
     X, y = _data(3, 4, 6)
-    with pytest.raises(ValueError, match="y"):
+    with _raises_shape_error(request, "y"):
         da.min_l2_interpolator(X, y[:3])
     with pytest.raises(ValueError, match="X"):
         da.min_l2_interpolator(np.full((4, 6), np.nan), y)
-    with pytest.raises(ValueError, match="X"):
+    with _raises_shape_error(request, "X"):
         da.min_l2_interpolator(X[0], y)
 
 
@@ -301,6 +312,27 @@ def test_links_match_gradient_flow_ode(parametrization):
     # Generic KKT through the bisection inverse: φ⁻¹(β∞) ∈ row(X).
     z = np.asarray(da.link_inverse(link, beta))
     assert np.linalg.norm(_null_projector(X) @ z) < 1e-9 * np.linalg.norm(z)
+
+
+@pytest.mark.parametrize("parametrization", ["uu-vv", "uv", "depth", "uu-vv+w"])
+def test_links_broadcast_over_batch_axes(parametrization):
+    # Links are coordinatewise on (..., d): a batch of z (jax or numpy) is evaluated
+    # row by row (also under jax_numpy_rank_promotion="raise": no implicit rank promotion).
+    rng = np.random.default_rng(19)
+    d = 5
+    p = {"u": rng.uniform(0.3, 0.9, d), "v": rng.uniform(0.3, 0.9, d), "w": rng.standard_normal(d)}
+    kw = {"depth": 3} if parametrization == "depth" else {"dense_scale": 0.5}
+    link = da.diagonal_link(parametrization, p, **kw)
+    Z = 0.05 * rng.standard_normal((3, d))
+    for f in link:
+        rows = np.stack([np.asarray(f(jax.numpy.asarray(z))) for z in Z])
+        # Same elementwise operations; 1e-15 allows vectorised transcendentals to round
+        # differently on other CPUs.
+        np.testing.assert_allclose(np.asarray(f(jax.numpy.asarray(Z))), rows, rtol=1e-15)
+        np.testing.assert_allclose(f(Z), np.stack([f(z) for z in Z]), rtol=1e-15)
+    B = np.asarray(link.phi(jax.numpy.asarray(Z)))
+    assert np.allclose(np.asarray(da.link_inverse(link, B)), Z, rtol=0, atol=1e-14)
+    assert np.asarray(da.link_potential(link, B)).shape == (3,)
 
 
 def test_link_validation():

@@ -36,14 +36,25 @@ def _rounding_floor(X, link, nu, z):
 
 
 def _dual_newton(X, y, link, nu, tol, max_steps):
-    """Damped Newton on G(ν) = Σ Φ(Xᵀν) − yᵀν; returns (ν, steps, ‖r‖)."""
+    """Damped Newton on G(ν) = Σ Φ(Xᵀν) − yᵀν; returns (ν, steps, ‖r‖).
+
+    Every test is homogeneous in the units of the data: `tol` is the caller's
+    (relative) target, a decrease of G counts when it exceeds 1e-12 of the size of
+    its terms, Σ|Φ(Xᵀν)| + |yᵀν|, and the fallback step is the Cauchy step of the
+    quadratic model, so that rescalings that map the problem onto itself (see
+    [`implicit_bias_solve`][]) take the same steps.
+    """
     with np.errstate(over="ignore", invalid="ignore"):
         return _dual_newton_loop(X, y, link, nu, tol, max_steps)
 
 
 def _dual_newton_loop(X, y, link, nu, tol, max_steps):
+    def objective(nu, z):
+        Phi, ynu = link.Phi(z), y @ nu
+        return np.sum(Phi) - ynu, np.sum(np.abs(Phi)) + abs(ynu)
+
     z = X.T @ nu
-    G = np.sum(link.Phi(z)) - y @ nu
+    G, G_size = objective(nu, z)
     if not np.isfinite(G):
         raise ValueError("nu0: the starting point lies outside the domain of the link")
     best, stall, G_prev = np.inf, 0, np.inf
@@ -53,7 +64,7 @@ def _dual_newton_loop(X, y, link, nu, tol, max_steps):
         rn = np.linalg.norm(r)
         if rn <= tol:
             return nu, step, rn
-        if rn < 0.9 * best or G < G_prev - 1e-12 * (1.0 + abs(G)):
+        if rn < 0.9 * best or G < G_prev - 1e-12 * G_size:
             best, stall = min(rn, best), 0
         else:
             stall += 1
@@ -69,12 +80,16 @@ def _dual_newton_loop(X, y, link, nu, tol, max_steps):
             delta = np.linalg.lstsq(H, -r, rcond=None)[0]
         slope = r @ delta
         if not (np.isfinite(slope) and slope < 0):
-            delta, slope = -r, -rn * rn  # gradient step fallback
+            # Fallback: the Cauchy step −r·‖r‖²/(rᵀHr) (minimiser of the quadratic
+            # model along −∇G), in the units of ν whatever the units of X and y.
+            curv = r @ (H @ r)
+            t0 = rn * rn / curv if np.isfinite(curv) and curv > 0 else 1.0
+            delta, slope = -t0 * r, -t0 * rn * rn
         t = 1.0
         for _ in range(100):
             nu_t = nu + t * delta
             z_t = X.T @ nu_t
-            G_t = np.sum(link.Phi(z_t)) - y @ nu_t
+            G_t, G_t_size = objective(nu_t, z_t)
             if np.isfinite(G_t):
                 if G_t <= G + 1e-4 * t * slope:
                     break
@@ -86,7 +101,7 @@ def _dual_newton_loop(X, y, link, nu, tol, max_steps):
             t *= 0.5
         else:
             break
-        nu, z, G = nu_t, z_t, G_t
+        nu, z, G, G_size = nu_t, z_t, G_t, G_t_size
     floor = _rounding_floor(X, link, nu, z)
     if rn <= 100 * floor:
         return nu, step, rn
@@ -112,7 +127,8 @@ def implicit_bias_solve(
     ν* = argmin_ν G(ν) = Σ_i Φ((Xᵀν)_i) − yᵀν,  ∇G = Xφ(Xᵀν) − y,
     ∇²G = X diag(φ′(Xᵀν)) Xᵀ, by damped Newton in float64 (Cholesky, Armijo
     backtracking on G; Φ = +inf outside the link's domain rejects such steps)
-    until ‖Xβ − y‖₂ ≤ `rtol`·‖y‖₂, or, if Newton stalls first, until the residual is
+    until ‖Xβ − y‖₂ ≤ `rtol`·‖y‖₂ (`rtol`·‖Xφ(Xᵀν₀)‖₂, the initial residual, if
+    y = 0), or, if Newton stalls first, until the residual is
     within 100× the float64 rounding floor of evaluating Xφ(Xᵀν) (this only happens
     for `"depth"` links at extreme init scales, where u^D − v^D cancels; check the
     returned `residual`). Equivalently β∞ = argmin Q(β) s.t. Xβ = y with
@@ -120,13 +136,21 @@ def implicit_bias_solve(
     its row space. Links are evaluated in the log domain, so init scales from
     1e-6 to 1e3 converge from ν = 0 in a few tens of steps.
 
+    All tolerances are relative, so the solution is covariant under the rescalings
+    that map the problem onto itself: for c, s, κ > 0 and the link
+    φ̃(z) = (s/c)·φ(κz), β(c·X, s·y; φ̃) = (s/c)·β(X, y; φ) up to rounding (the dual
+    point is ν̃ = ν/(cκ)). Multiplying the initial parameters (and λ of
+    `"uu-vv+w"`) by t^{1/D}, t = s/c, gives exactly such a link, with κ = t^{(D−2)/D},
+    where D is the degree of β in them: 2 for `"uu-vv"` (so β(X, s·y; α√s) =
+    s·β(X, y; α)), `"uv"` and `"uu-vv+w"`, D for `"depth"`.
+
     **Arguments:**
 
     - `X`: design matrix `(n, d)`.
     - `y`: targets `(n,)`.
     - `link`: a [`DiagonalLink`][], e.g. from [`diagonal_link`][].
     - `nu0`: starting dual point (default 0, i.e. β = β₀ = φ(0)).
-    - `rtol`: residual tolerance relative to ‖y‖ (absolute if y = 0).
+    - `rtol`: residual tolerance relative to ‖y‖ (to the initial residual if y = 0).
     - `max_steps`: maximum number of Newton steps.
 
     **Returns:**
@@ -145,7 +169,12 @@ def implicit_bias_solve(
     n, d = Xn.shape
     nu_start = np.zeros(n) if nu0 is None else as_vector("nu0", nu0, n)
     ynorm = np.linalg.norm(yn)
-    tol = rtol * ynorm if ynorm > 0 else rtol
+    if ynorm > 0:
+        tol = rtol * ynorm
+    else:  # relative to the initial residual: no absolute scale (units of X and β)
+        with np.errstate(over="ignore", invalid="ignore"):
+            r0 = np.linalg.norm(Xn @ link.phi(Xn.T @ nu_start))
+        tol = rtol * r0 if np.isfinite(r0) else rtol
     # Reduce to the row space if X is rank deficient: X = U S Vᵀ, X' = S_r V_rᵀ.
     U, s, Vt = np.linalg.svd(Xn, full_matrices=False)
     rank = int(np.sum(s > max(n, d) * np.finfo(np.float64).eps * s[0])) if s[0] > 0 else 0
@@ -163,7 +192,7 @@ def implicit_bias_solve(
     z = Xn.T @ nu
     beta = link.phi(z)
     res = np.linalg.norm(Xn @ beta - yn)
-    return ImplicitBiasSolution(to_jax(beta), to_jax(nu), to_jax(z), to_jax(res), steps)
+    return ImplicitBiasSolution(to_jax(beta), to_jax(nu), to_jax(z), to_jax(np.asarray(res)), steps)
 
 
 def implicit_bias_interpolator(

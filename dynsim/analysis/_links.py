@@ -43,6 +43,17 @@ def _xp(z):
     return jnp if isinstance(z, jax.Array) else np
 
 
+def _aligned(z, *consts):
+    """(xp, z, consts) with z and the per-coordinate constants broadcast to one shape.
+
+    Explicit, so that batched z `(..., d)` against constants `(d,)` also works under
+    `jax_numpy_rank_promotion="raise"`.
+    """
+    xp = _xp(z)
+    shape = np.broadcast_shapes(np.shape(z), *(np.shape(c) for c in consts))
+    return xp, xp.broadcast_to(z, shape), [xp.broadcast_to(c, shape) for c in consts]
+
+
 def _exp_family(A, B, c, lin0, lin1) -> DiagonalLink:
     """φ(z) = A e^{cz} − B e^{−cz} + lin0 + lin1·z with A, B ≥ 0 (numerically stable).
 
@@ -61,32 +72,34 @@ def _exp_family(A, B, c, lin0, lin1) -> DiagonalLink:
 
     def parts(z):
         # odd = A e^{cz} − B e^{−cz}, even = A e^{cz} + B e^{−cz}
-        xp = _xp(z)
-        x = xp.where(both, c * (z - z0), 0.0)
+        xp, z, (both_, m_, z0_, lA1_, lB1_, lin0_, lin1_) = _aligned(
+            z, both, m, z0, lA1, lB1, lin0, lin1
+        )
+        x = xp.where(both_, c * (z - z0_), 0.0)
         ax = xp.abs(x)
-        big = xp.exp(m + ax)
+        big = xp.exp(m_ + ax)
         odd2 = xp.sign(x) * big * (-xp.expm1(-2.0 * ax))
         even2 = big * (1.0 + xp.exp(-2.0 * ax))
-        eA = xp.exp(lA1 + c * z)
-        eB = xp.exp(lB1 - c * z)
-        odd = xp.where(both, odd2, eA - eB)
-        even = xp.where(both, even2, eA + eB)
-        return odd, even
+        eA = xp.exp(lA1_ + c * z)
+        eB = xp.exp(lB1_ - c * z)
+        odd = xp.where(both_, odd2, eA - eB)
+        even = xp.where(both_, even2, eA + eB)
+        return z, odd, even, lin0_, lin1_
 
     def phi(z):
         with np.errstate(over="ignore", invalid="ignore"):
-            odd, _ = parts(z)
-            return odd + lin0 + lin1 * z
+            z, odd, _, l0, l1 = parts(z)
+            return odd + l0 + l1 * z
 
     def dphi(z):
         with np.errstate(over="ignore", invalid="ignore"):
-            _, even = parts(z)
-            return c * even + lin1
+            _, _, even, _, l1 = parts(z)
+            return c * even + l1
 
     def Phi(z):
         with np.errstate(over="ignore", invalid="ignore"):
-            _, even = parts(z)
-            return even / c + lin0 * z + 0.5 * lin1 * z * z
+            z, _, even, l0, l1 = parts(z)
+            return even / c + l0 * z + 0.5 * l1 * z * z
 
     return DiagonalLink(phi, dphi, Phi)
 
@@ -99,8 +112,8 @@ def _depth_family(u0, v0, D) -> DiagonalLink:
     av = np.exp((2.0 - D) * np.log(v0))
 
     def s(z):
-        xp = _xp(z)
-        su, sv = au - c * z, av + c * z
+        xp, z, (au_, av_) = _aligned(z, au, av)
+        su, sv = au_ - c * z, av_ + c * z
         ok_u, ok_v = su > 0, sv > 0
         return xp, xp.where(ok_u, su, 1.0), xp.where(ok_v, sv, 1.0), ok_u, ok_v
 

@@ -6,6 +6,7 @@ import numpy as np
 import scipy.optimize
 from jaxtyping import Array, ArrayLike, Float, Int
 
+from ._references import pow2_scale
 from ._validation import as_matrix, as_targets, to_jax
 
 
@@ -107,6 +108,11 @@ def max_margin(
     KKT system (Z_S Z_Sᵀ)λ_S = 1, w = Z_Sᵀλ_S on the support S (Z = diag(y)X). The ℓ1
     problem is an LP (HiGHS), polished on its support and tight rows.
 
+    Both are solved for Z/c, c the power of two with max|Z|/c ∈ [½, 1), and un-scaled
+    (w = w′/c; λ = λ′/c² for ℓ2, λ′/c for ℓ1), since NNLS and HiGHS use absolute
+    tolerances. The result is therefore scale covariant: for X → c·X the margin is
+    multiplied by c, w and λ scale as above and the direction is unchanged.
+
     **Arguments:**
 
     - `X`: inputs `(n, d)`.
@@ -130,14 +136,19 @@ def max_margin(
     if not np.all(np.abs(yn) == 1):
         raise ValueError("y: labels must be -1 or +1")
     Z = yn[:, None] * Xn
-    w, lam = _l2_max_margin(Z) if norm == "l2" else _l1_max_margin(Z)
+    c = pow2_scale(Z)
+    # Zw ≥ 1 ⟺ (Z/c)(cw) ≥ 1: solve for w′ = cw on unit-size data; multipliers of
+    # ½‖w‖² (ℓ2) scale as c⁻², those of ‖w‖₁ (ℓ1) as c⁻¹.
+    w, lam = _l2_max_margin(Z / c) if norm == "l2" else _l1_max_margin(Z / c)
+    w = w / c
+    lam = lam / (c * c if norm == "l2" else c)
     size = np.linalg.norm(w) if norm == "l2" else np.sum(np.abs(w))
     margins = Z @ w
     support = np.flatnonzero(np.abs(margins - margins.min()) <= 1e-9 * margins.min())
     return MaxMarginResult(
         to_jax(w),
         to_jax(w / size),
-        to_jax(np.min(margins) / size),
+        to_jax(np.asarray(np.min(margins) / size)),
         to_jax(support),
         to_jax(lam),
     )

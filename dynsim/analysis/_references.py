@@ -3,6 +3,11 @@
 Reference solutions, computed once per data set with numpy / scipy in float64; not
 jit-able. Inputs may be numpy or jax arrays; outputs are jax arrays (float64 when
 x64 is enabled).
+
+Both are scale covariant, β(c·X, s·y) = (s/c)·β(X, y) to rounding level for any
+c, s > 0: the SVD cutoff is relative, and the LP is solved on data normalised by
+powers of two ([`pow2_scale`][]), because HiGHS's feasibility and optimality
+tolerances (~1e-7) are absolute.
 """
 
 import numpy as np
@@ -10,6 +15,20 @@ import scipy.optimize
 from jaxtyping import Array, ArrayLike, Float
 
 from ._validation import as_matrix, as_positive_scalar, as_targets, to_jax
+
+
+def pow2_scale(a: np.ndarray) -> float:
+    """The power of two 2^e with max|a|/2^e ∈ [½, 1) (1.0 if a = 0).
+
+    Dividing by it normalises the data of a solver with absolute tolerances to unit
+    size; a power of two makes the division exact in binary floating point, so data
+    that differ by a power-of-two factor give bitwise the same normalised problem
+    and the answer is scale covariant to rounding level.
+    """
+    m = float(np.max(np.abs(a))) if np.size(a) else 0.0
+    if not (np.isfinite(m) and m > 0):
+        return 1.0
+    return float(np.ldexp(1.0, int(np.frexp(m)[1])))
 
 
 def pinv_solve(X: np.ndarray, Y: np.ndarray, rcond: float | None) -> np.ndarray:
@@ -35,6 +54,7 @@ def min_l2_interpolator(
     β = argmin { ‖β‖₂ : β minimises ‖Xβ − y‖₂ }, computed by the SVD X = U S Vᵀ as
     β = Σ_{s_k > rcond·s_max} v_k (u_kᵀ y) / s_k. Rank-deficient `X` is handled by
     the cutoff; when y ∈ range(X) (e.g. full row rank) β interpolates, Xβ = y.
+    The cutoff is relative, so β is scale covariant: β(c·X, s·y) = (s/c)·β(X, y).
     This is the α → ∞ limit of diagonal networks and the GF limit of linear
     least squares started at 0.
 
@@ -135,7 +155,10 @@ def min_l1_interpolator(
     of diagonal networks). With `noise=ε ≥ 0`: β = argmin ‖β‖₁ s.t. ‖Xβ − y‖_∞ ≤ ε.
     The constraint is **ℓ∞** (not ℓ2) so that the problem stays a linear program.
 
-    Solved as the LP min 1ᵀ(p + q), p, q ≥ 0, β = p − q, with scipy's HiGHS; the
+    Solved as the LP min 1ᵀ(p + q), p, q ≥ 0, β = p − q, with scipy's HiGHS, on the
+    data normalised by powers of two, X/c, y/s, ε/s (c ≈ max|X|, s ≈ max(‖y‖_∞, ε)),
+    and un-scaled, β = (s/c)·β′: HiGHS's tolerances are absolute, so this makes the
+    result scale covariant, β(c·X, s·y; s·ε) = (s/c)·β(X, y; ε). The
     vertex returned is then polished: on its support S (and active rows) the
     equality system is re-solved by least squares in float64 so that the
     interpolation residual is at rounding level (~1e-13·‖y‖). When the min-ℓ1
@@ -161,8 +184,14 @@ def min_l1_interpolator(
     if noise is not None:
         noise = as_positive_scalar("noise", noise, allow_zero=True)
     cols = Yn[:, None] if Yn.ndim == 1 else Yn
+    cX = pow2_scale(Xn)
+    Xs = Xn / cX
     out = np.empty((Xn.shape[1], cols.shape[1]))
     for j in range(cols.shape[1]):
-        beta = _l1_lp(Xn, cols[:, j], noise)
-        out[:, j] = _polish_l1(Xn, cols[:, j], beta, noise)
+        # One scale per column: each LP is solved on unit-size data (see above).
+        sy = pow2_scale(np.append(cols[:, j], 0.0 if noise is None else noise))
+        ys = cols[:, j] / sy
+        ns = None if noise is None else noise / sy
+        beta = _polish_l1(Xs, ys, _l1_lp(Xs, ys, ns), ns)
+        out[:, j] = beta * (sy / cX)
     return to_jax(out[:, 0] if Yn.ndim == 1 else out)
