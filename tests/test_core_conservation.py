@@ -1,7 +1,6 @@
 """Conserved quantities: constant along gradient flow, exact η²-drift under gradient descent."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -7,9 +7,9 @@ import pytest
 
 import dynsim
 from dynsim import _simulate
-from dynsim.models import DiagonalNet, LinearNet, TwoLayerNet
+from dynsim.models import DiagonalNet, LinearNet
 
-from helpers import rel_err, trees_equal
+from helpers import trees_equal
 
 
 @pytest.fixture(scope="module")
@@ -143,15 +143,29 @@ def test_gradient_descent_approaches_gradient_flow(data):
 
 def test_log_time_exponential_loss_long_horizon():
     """Log-time integration reaches t = 1e12 on separable data; the loss keeps falling."""
+    from dynsim import analysis
+
     data = dynsim.data.separable(jax.random.key(3), 10, 3, margin=0.3)
-    flow = dynsim.GradientFlow(t1=1e12, log_time=True, rtol=1e-8, atol=1e-10, n_save=30)
-    res = dynsim.simulate(LinearNet(3), data, loss="exponential", init=dynsim.init.Gaussian(0.1), dynamics=flow, seeds=2, key=jax.random.key(0))
+    ts = np.asarray([0.0, 1.0, 1e3, 1e6, 1e9, 1e12])
+    flow = dynsim.GradientFlow(t1=1e12, log_time=True, rtol=1e-8, atol=1e-10, ts=ts)
+    res = dynsim.simulate(
+        LinearNet(3), data, loss="exponential", init=dynsim.init.Gaussian(0.1), dynamics=flow,
+        seeds=2, key=jax.random.key(0), save_params=True,
+    )
     assert np.all(res.status == dynsim.Status.REACHED_END)
+    assert res.ts[-1] == 1e12
     assert np.all(np.diff(res.loss, axis=1) <= 1e-12)
     assert np.all(res.loss[:, -1] < 1e-9)
-    # ‖w(t)‖ grows like log t / γ: between t = 1e6 and 1e12 it roughly doubles
-    norm = np.linalg.norm(res.path["W"][0][:, :, 0, :], axis=-1) if res.path is not None else None
-    assert res.ts[-1] == pytest.approx(1e12)
+    # Soudry et al. (2018): w(t) = ŵ log t + ρ(t) with ŵ the hard-margin SVM solution and
+    # ρ bounded. So ‖w(1e12)‖ − ‖w(1e6)‖ = ‖ŵ‖ log 1e6 up to the change of ρ, which here is
+    # ~1 % of it (0.99 measured); 3 % allows for it. ρ stays small against ‖w‖ (~39).
+    w = np.asarray(res.path["W"][0])[:, :, 0, :]
+    w_hat = np.asarray(analysis.max_margin(np.asarray(data.X), np.asarray(data.y)).w)
+    norms = np.linalg.norm(w, axis=-1)
+    growth = (norms[:, 5] - norms[:, 3]) / (np.linalg.norm(w_hat) * np.log(1e6))
+    np.testing.assert_allclose(growth, 1.0, atol=0.03)
+    rho = np.linalg.norm(w[:, 2:] - w_hat * np.log(ts[2:])[:, None], axis=-1)
+    assert np.all(rho < 0.05 * norms[:, -1:])
 
 
 def test_result_to_xarray(data):

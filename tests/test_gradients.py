@@ -12,7 +12,6 @@ derivative of the exact flow by O(rtol) as well. Measured errors are ~1e-9..1e-7
 (printed with `pytest -s`).
 """
 
-import time
 
 import diffrax
 import jax

@@ -58,10 +58,11 @@ def test_01_width_slopes(nb01):
 
 
 def test_02_implicit_bias_limit(nb02):
-    for r in nb02["rows"]:
-        if 1e-2 <= r["alpha"] <= 10:
-            assert r["const_dist_qalpha"] < 1e-5, r["alpha"]
-            assert np.max(r["pert_dist_own"]) < 1e-5, r["alpha"]
+    rows = [r for r in nb02["rows"] if 1e-2 <= r["alpha"] <= 10]
+    assert rows, "no init scale in [1e-2, 10] was run"
+    for r in rows:
+        assert r["const_dist_qalpha"] < 1e-5, r["alpha"]
+        assert np.max(r["pert_dist_own"]) < 1e-5, r["alpha"]
 
 
 def test_02_l1_to_l2_transition_and_risk(nb02):
