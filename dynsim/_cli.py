@@ -6,6 +6,22 @@ import time
 from pathlib import Path
 
 DEMO_PRESET = "diagonal_sparse"
+# (stored analysis, column header, what the column is): the headers name exactly what
+# is printed (the definitions are those of dynsim/study/_analyses.py).
+DEMO_COLUMNS = (
+    ("dist_min_l1", "rel. ℓ2 dist. to min-ℓ1",
+     "‖β − β₁‖₂/‖β₁‖₂, β₁ = min-ℓ1 interpolator (dist_min_l1)"),
+    ("dist_min_l2", "rel. ℓ2 dist. to min-ℓ2",
+     "‖β − X⁺y‖₂/‖X⁺y‖₂ (dist_min_l2)"),
+    ("dist_implicit_bias", "rel. ℓ2 dist. to theory",
+     "‖β − β_θ₀‖₂/‖β_θ₀‖₂, β_θ₀ = implicit-bias interpolator of the seed's own init "
+     "(dist_implicit_bias)"),
+    ("test_risk", "test risk ½(f−y)²",
+     "mean over test points of ½(f(x) − y)² (test_risk = dynsim.analysis.test_risk)"),
+    ("conserved_drift", "conserved drift",
+     "max_q max|C_q(θ_T) − C_q(θ_0)| / max_q max|C_q(θ_0)| over the conserved quantities C_q "
+     "(conserved_drift = dynsim.analysis.conserved_drift(...).final)"),
+)
 
 
 def _enable_precision(study_config: dict | None) -> None:
@@ -110,17 +126,19 @@ def cmd_demo(args) -> int:
     print(f"\n{n} gradient-flow trajectories of a diagonal net β = u⊙u − v⊙v, "
           f"u, v ~ N(0, std²), on {m['config']['data']['n']} samples in d = "
           f"{m['config']['data']['d']} (k = {m['config']['data']['k']}-sparse truth). "
-          "Medians over seeds of relative distances ‖β∞ − β_ref‖/‖β_ref‖:\n")
-    head = ["init std", "→ min-ℓ1", "→ min-ℓ2", "→ theory (per seed)", "test MSE", "C drift"]
-    print("  ".join(f"{h:>19s}" for h in head))
+          "Medians over seeds; β is each seed's predictor at the end of its run:\n")
+    heads = ["init std"] + [head for _, head, _ in DEMO_COLUMNS]
+    widths = [max(len(h), 9) for h in heads]
+    print("  ".join(h.rjust(w) for h, w in zip(heads, widths)))
     for r in rows:
         s = r["stats"]
         cells = [r["coords"]["init.std"]] + [
-            s.get(k, {}).get("median", float("nan"))
-            for k in ("dist_min_l1", "dist_min_l2", "dist_implicit_bias", "test_risk",
-                      "conserved_drift")
+            s.get(name, {}).get("median", float("nan")) for name, _, _ in DEMO_COLUMNS
         ]
-        print("  ".join(f"{c:>19.3g}" for c in cells))
+        print("  ".join(f"{c:>{w}.3g}" for c, w in zip(cells, widths)))
+    print("\n  init std: the std of the Gaussian init, u, v ~ N(0, std²) (init.std)")
+    for _, head, definition in DEMO_COLUMNS:
+        print(f"  {head}: {definition}")
     print("\nSmall init: GF finds the sparse min-ℓ1 interpolator (rich regime) and generalizes;"
           "\nlarge random init: a dense interpolator that keeps the init's null-space part"
           "\n(kernel regime). 'theory' = Woodworth et al.'s implicit-bias interpolator for"

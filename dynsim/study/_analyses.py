@@ -1,21 +1,31 @@
 """Per-seed analyses computed as each chunk finishes (stored in the chunk files).
 
-Each analysis adds per-seed variables (dimension `seed`) to a chunk's dataset; summaries
-(quantiles, counts) are computed from the stored variables by `_report.py`.
+Every stored measure is a `dynsim.analysis` function applied to the chunk's
+`dynsim.SimulationResult` (the same object the chunk's data are stored from), under the
+name and definition given here; none is re-implemented. Summaries (quantiles, counts)
+are computed from the stored variables by `_report.py`. X, y are the training data,
+X_test, y_test the held-out split, β_s = `model.predictor(θ_s)` at the end of the run.
 
-- `final_loss`: `final_loss` = training loss at the last save time.
+- `final_loss`: the training loss at the last save time, `result.loss[:, -1]` (a stored
+  output of `simulate`, not an analysis).
 - `status`: no variable (the `status` codes are always stored); summary = counts.
-- `conserved_drift`: max over the model's conserved quantities C of
-  ‖C(θ_T) − C(θ_0)‖ / ‖C(θ_0)‖ (Frobenius norms).
-- `dist_min_l2`, `dist_min_l1`: ‖β − β_ref‖ / ‖β_ref‖ for β = `model.predictor(θ_T)` and
-  β_ref = X⁺y (`dynsim.analysis.min_l2_interpolator`) or the minimum-ℓ1 interpolator.
-- `dist_implicit_bias`: the same distance to `dynsim.analysis.implicit_bias_interpolator`
-  evaluated at the seed's own initialization (diagonal networks): the limit theory
-  predicts for that seed (one solve per distinct initialization).
-- `dist_max_margin`: ‖β/‖β‖ − w/‖w‖‖ for the ℓ2 max-margin separator w
-  (`dynsim.analysis.max_margin`); `margin`: min_i y_i⟨β, x_i⟩ / ‖β‖.
-- `test_risk`: on the held-out split, mean squared error (1/n_test)Σ‖f(x) − y‖² for the
-  squared loss, the 0-1 error rate for classification losses.
+- `conserved_drift`: `dynsim.analysis.conserved_drift(result).final`, i.e.
+  max_q max|C_q(θ_T) − C_q(θ_0)| / max_q max|C_q(θ_0)|.
+- `dist_min_l2`: `distance(result, min_l2_interpolator(X, y))` = ‖β − X⁺y‖₂/‖X⁺y‖₂.
+- `dist_min_l1`: `distance(result, min_l1_interpolator(X, y))`.
+- `dist_implicit_bias`: `distance(result, B)` with B_s =
+  `implicit_bias_interpolator(X, y, parametrization=…, params0=θ_0,s, depth=…,
+  dense_scale=…)`: the limit the theory predicts for the seed's own initialization
+  (one solve per distinct initialization).
+- `dist_max_margin`: `direction_error(result, max_margin(X, y).direction)` =
+  ‖β/‖β‖₂ − w/‖w‖₂‖₂ for the ℓ2 hard-margin separator w.
+- `normalized_margin`: `normalized_margin(result)` = min_i y_i f(θ; x_i)/‖θ‖₂^L
+  (training data; L the model's degree of homogeneity).
+- `test_risk`: `test_risk(result)` = (1/n_test) Σ_i ℓ(f(θ; x_i), y_i) on the held-out
+  split, ℓ the study's per-sample loss (½‖f − y‖² for the squared loss).
+- `test_error`: classification losses only: the 0-1 error on the held-out split,
+  (1/n_test) #{i : sign f(θ; x_i) ≠ y_i} (f = 0 counts as an error). No `dynsim.analysis`
+  function computes it; it is defined here.
 """
 
 import hashlib
@@ -27,51 +37,64 @@ import numpy as np
 
 ANALYSES = (
     "final_loss", "status", "conserved_drift", "dist_min_l2", "dist_min_l1",
-    "dist_implicit_bias", "dist_max_margin", "margin", "test_risk",
+    "dist_implicit_bias", "dist_max_margin", "normalized_margin", "test_risk", "test_error",
 )
-DISTANCES = ("dist_min_l2", "dist_min_l1", "dist_implicit_bias", "dist_max_margin")
+RENAMED = {
+    "margin": "normalized_margin (= dynsim.analysis.normalized_margin, min_i y_i f(x_i)/‖θ‖^L)",
+}
+_REFERENCE_SOLVERS = {
+    "dist_min_l2": "min_l2_interpolator", "dist_min_l1": "min_l1_interpolator",
+    "dist_implicit_bias": "implicit_bias_interpolator", "dist_max_margin": "max_margin",
+}
 
 
-def _has_predictor(model) -> bool:
-    from ..models import DiagonalNet, LinearNet
+def _ones_params(model, dtype):
+    shapes = model.param_shapes(dtype)
+    return jax.tree.map(lambda s: jnp.ones(s.shape, s.dtype), shapes)
 
-    return isinstance(model, (LinearNet, DiagonalNet))
 
-
-def _has_reference(name: str) -> bool:
+def _predictor_shape(model, dtype) -> tuple | None:
     try:
-        from .. import analysis
-    except Exception:  # noqa: BLE001 - the analysis subpackage is optional here
-        return False
-    fn = {"dist_min_l2": "min_l2_interpolator", "dist_min_l1": "min_l1_interpolator",
-          "dist_implicit_bias": "implicit_bias_interpolator",
-          "dist_max_margin": "max_margin"}.get(name)
-    return fn is None or hasattr(analysis, fn)
+        return jax.eval_shape(model.predictor, _ones_params(model, dtype)).shape
+    except NotImplementedError:
+        return None
 
 
 def check_analysis(name: str, model, data, loss, init) -> str | None:
     """Why `name` cannot run on this point, or None."""
+    from .. import analysis
     from ..models import DiagonalNet
 
-    if not _has_reference(name):
+    if name in _REFERENCE_SOLVERS and not hasattr(analysis, _REFERENCE_SOLVERS[name]):
         return "its reference solver is not available in dynsim.analysis"
+    dtype = jnp.result_type(data.X)
     if name == "conserved_drift":
-        shapes = model.param_shapes(jnp.result_type(data.X))
-        zeros = jax.tree.map(lambda s: jnp.ones(s.shape, s.dtype), shapes)
-        if not jax.eval_shape(model.conserved, zeros):
+        if not jax.eval_shape(model.conserved, _ones_params(model, dtype)):
             return f"{type(model).__name__} has no known conserved quantities"
-    if name in ("dist_min_l2", "dist_min_l1", "dist_implicit_bias", "dist_max_margin", "margin"):
-        if not _has_predictor(model):
-            return f"needs a model linear in its input (LinearNet, DiagonalNet); got {type(model).__name__}"
+    if name in ("dist_min_l2", "dist_min_l1", "dist_implicit_bias", "dist_max_margin"):
+        shape = _predictor_shape(model, dtype)
+        if shape is None:
+            return (f"needs a model linear in its input (LinearNet, DiagonalNet); "
+                    f"got {type(model).__name__}")
+        n, d = np.shape(data.X)
+        want = (d,) if np.ndim(data.y) == 1 else (np.shape(data.y)[1], d)
+        if tuple(shape) != want:
+            return (f"the predictor has shape {tuple(shape)} but the reference has {want} "
+                    "(a LinearNet with bias = true appends the bias)")
     if name in ("dist_min_l1", "dist_implicit_bias") and jnp.ndim(data.y) != 1:
         return "needs scalar targets"
     if name == "dist_implicit_bias" and not isinstance(model, DiagonalNet):
         return "needs a DiagonalNet"
-    if name in ("dist_max_margin", "margin") and not loss.classification:
+    if name in ("dist_max_margin", "normalized_margin", "test_error") and not loss.classification:
         return "needs a classification loss (logistic, exponential) and ±1 labels"
+    if name == "normalized_margin":
+        try:
+            analysis.homogeneity_degree(model)
+        except ValueError as e:
+            return str(e).partition(": ")[2] or str(e)
     if name in ("dist_min_l2", "dist_min_l1", "dist_implicit_bias") and loss.classification:
         return "interpolators apply to regression (squared loss)"
-    if name == "test_risk" and data.X_test is None:
+    if name in ("test_risk", "test_error") and data.X_test is None:
         return "needs a held-out split (data.n_test > 0)"
     return None
 
@@ -84,92 +107,89 @@ class Analyzer:
         self.names = tuple(point.analyses)
         self._refs: dict = {}
 
+    def _training_data(self) -> tuple[np.ndarray, np.ndarray]:
+        return (np.asarray(self.point.data.X, np.float64),
+                np.asarray(self.point.data.y, np.float64))
+
     def _ref(self, name):
         if name not in self._refs:
             from .. import analysis
 
-            X = np.asarray(self.point.data.X, np.float64)
-            y = np.asarray(self.point.data.y, np.float64)
+            X, y = self._training_data()
             if name == "dist_min_l2":
-                r = np.asarray(analysis.min_l2_interpolator(X, y))
+                r = analysis.min_l2_interpolator(X, y)
             elif name == "dist_min_l1":
-                r = np.asarray(analysis.min_l1_interpolator(X, y))
+                r = analysis.min_l1_interpolator(X, y)
             else:  # dist_max_margin
-                r = np.asarray(analysis.max_margin(X, y).direction)
+                r = analysis.max_margin(X, y).direction
+            # min_l2_interpolator returns (d, m) for matrix targets; the predictor is (m, d)
             self._refs[name] = r.T if r.ndim == 2 else r
         return self._refs[name]
 
-    def _implicit(self, p0: dict) -> np.ndarray:
+    def _implicit(self, params0: dict) -> np.ndarray:
+        """(S, d) implicit-bias interpolators, one per seed's initialization."""
         from .. import analysis
 
         model = self.point.model
-        h = hashlib.sha256(b"".join(np.ascontiguousarray(p0[k]).tobytes() for k in sorted(p0)))
-        key = ("ib", h.hexdigest())
-        if key not in self._refs:
-            X = np.asarray(self.point.data.X, np.float64)
-            y = np.asarray(self.point.data.y, np.float64)
-            self._refs[key] = np.asarray(analysis.implicit_bias_interpolator(
-                X, y, parametrization=model.parametrization,
-                params0={k: np.asarray(v, np.float64) for k, v in p0.items()},
-                depth=model.depth, dense_scale=model.dense_scale,
-            ))
-        return self._refs[key]
+        X, y = self._training_data()
+        p0 = {k: np.asarray(v, np.float64) for k, v in params0.items()}
+        out = []
+        for i in range(next(iter(p0.values())).shape[0]):
+            seed_p0 = {k: v[i] for k, v in p0.items()}
+            h = hashlib.sha256(b"".join(np.ascontiguousarray(seed_p0[k]).tobytes()
+                                        for k in sorted(seed_p0)))
+            key = ("ib", h.hexdigest())
+            if key not in self._refs:
+                self._refs[key] = np.asarray(analysis.implicit_bias_interpolator(
+                    X, y, parametrization=model.parametrization, params0=seed_p0,
+                    depth=model.depth, dense_scale=model.dense_scale,
+                ))
+            out.append(self._refs[key])
+        return np.stack(out)
 
-    def __call__(self, out: dict) -> dict[str, np.ndarray]:
-        """Per-seed variables for one chunk (`out` as given to `simulate`'s callback)."""
-        model = self.point.model
-        data = self.point.data
+    def __call__(self, result) -> dict[str, np.ndarray]:
+        """Per-seed variables of one chunk's `SimulationResult`."""
+        from .. import analysis
+
         res: dict[str, np.ndarray] = {}
-        params = jax.tree.map(jnp.asarray, out["params"])
-        beta = None
-        if any(n in self.names for n in DISTANCES + ("margin",)):
-            beta = np.asarray(jax.vmap(model.predictor)(params), np.float64)
-            beta = beta.reshape(beta.shape[0], -1)
         for name in self.names:
             if name == "final_loss":
-                res[name] = np.asarray(out["saved"]["loss"])[:, -1]
+                value = np.asarray(result.loss)[:, -1]
+            elif name == "status":
+                continue
             elif name == "conserved_drift":
-                c0 = jax.vmap(model.conserved)(jax.tree.map(jnp.asarray, out["params0"]))
-                c1 = jax.vmap(model.conserved)(params)
-                drift = [
-                    _rel(np.asarray(c1[k]), np.asarray(c0[k])) for k in c0
-                ]
-                res[name] = np.max(np.stack(drift), axis=0)
+                value = analysis.conserved_drift(result).final
             elif name in ("dist_min_l2", "dist_min_l1"):
-                ref = self._ref(name).reshape(-1)
-                res[name] = np.linalg.norm(beta - ref, axis=1) / np.linalg.norm(ref)
+                value = analysis.distance(result, self._ref(name))
             elif name == "dist_implicit_bias":
-                p0 = {k: np.asarray(v) for k, v in out["params0"].items()}
-                d = []
-                for i in range(beta.shape[0]):
-                    ref = self._implicit({k: v[i] for k, v in p0.items()})
-                    d.append(np.linalg.norm(beta[i] - ref) / np.linalg.norm(ref))
-                res[name] = np.asarray(d)
+                value = analysis.distance(result, self._implicit(result.params0))
             elif name == "dist_max_margin":
-                ref = self._ref(name).reshape(-1)
-                ref = ref / np.linalg.norm(ref)
-                unit = beta / np.linalg.norm(beta, axis=1, keepdims=True)
-                res[name] = np.linalg.norm(unit - ref, axis=1)
-            elif name == "margin":
-                X = np.asarray(data.X, np.float64)
-                y = np.asarray(data.y, np.float64)
-                res[name] = np.min(y[None] * (beta @ X.T), axis=1) / np.linalg.norm(beta, axis=1)
+                value = analysis.direction_error(result, self._ref(name))
+            elif name == "normalized_margin":
+                value = analysis.normalized_margin(result)
             elif name == "test_risk":
-                pred = np.asarray(jax.vmap(lambda p: model.apply(p, data.X_test))(params))
-                yt = np.asarray(data.y_test)
-                if self.point.loss.classification:
-                    res[name] = np.mean(np.sign(pred) != yt[None], axis=1)
-                else:
-                    err = (pred - yt[None]).reshape(pred.shape[0], -1)
-                    res[name] = np.sum(err**2, axis=1) / yt.shape[0]
+                value = analysis.test_risk(result)
+            elif name == "test_error":
+                value = test_error(result)
+            else:  # pragma: no cover - names are validated with the study
+                raise ValueError(f"analyses: unknown analysis {name!r}")
+            res[name] = np.asarray(value)
         return res
 
 
-def _rel(c1: np.ndarray, c0: np.ndarray) -> np.ndarray:
-    s = c0.shape[0]
-    num = np.linalg.norm((c1 - c0).reshape(s, -1), axis=1)
-    den = np.linalg.norm(c0.reshape(s, -1), axis=1)
-    return num / np.where(den > 0, den, 1.0)
+def test_error(result) -> np.ndarray:
+    """(S,) 0-1 error on the held-out split: (1/n_test) #{i : sign f(θ_s; x_i) ≠ y_i}.
+
+    For ±1 labels and scalar outputs (classification losses); f = 0 counts as an error.
+    """
+    X = jnp.asarray(result.data.X_test)
+    y = jnp.asarray(result.data.y_test)
+    pred = jax.vmap(lambda p: result.model.apply(p, X))(result.params)
+    wrong = (jnp.sign(pred) != y[None, :]).astype(pred.dtype)
+    return np.asarray(jnp.mean(wrong, axis=1))
+
+
+test_error.__test__ = False  # not a pytest test
 
 
 def summarize(name: str, ds) -> dict[str, Any]:

@@ -235,12 +235,14 @@ def validate(st: Study) -> None:
             raise st.error(sec, f"missing required table [{sec}]")
     _validate_run(st)
     _validate_sweep(st)
-    from ._analyses import ANALYSES
+    from ._analyses import ANALYSES, RENAMED
 
     analyses = cfg.get("analyses", list(DEFAULT_ANALYSES))
     if not isinstance(analyses, list) or not all(isinstance(a, str) for a in analyses):
         raise st.error("analyses", f"must be a list of names; got {analyses!r}")
     for a in analyses:
+        if a in RENAMED:
+            raise st.error("analyses", f"{a!r} was renamed: use {RENAMED[a]}")
         if a not in ANALYSES:
             raise st.error("analyses", f"unknown analysis {a!r}; choose from {', '.join(ANALYSES)}")
     from ._build import build_point

@@ -163,10 +163,12 @@ def run_study(study: Study | str | None, out: str | Path, *, resume: bool = Fals
                     return
                 hi_true = min(hi, seeds)
                 out = jax.tree.map(lambda x: x[: hi_true - lo], out)
+                # one SimulationResult per chunk: stored by `to_xarray`, and the input of
+                # every `dynsim.analysis` measure the Analyzer stores beside it
                 res = _to_result(out, shim, built.data, built.dynamics, float("nan"),
                                  float("nan"), lo, hi_true - lo)
                 ds = res.to_xarray()
-                for name, values in analyze(out).items():
+                for name, values in analyze(res).items():
                     ds[name] = (("seed",), np.asarray(values))
                 for k in ("wall_time", "compile_time"):
                     ds.attrs.pop(k, None)
