@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import dynsim
 import dynsim.study as study
 from dynsim._cli import main
 
@@ -133,3 +134,31 @@ def test_demo_small(capsys):
                  "test risk ½(f−y)²", "conserved drift"):
         assert head in out, head
     assert "MSE" not in out
+
+
+def test_report_ok_counts_only_seeds_that_finished(tmp_path, capsys):
+    """Seeds that end at MAX_STEPS are not ok: the summary leads with the status counts
+    and marks the points where any seed is not ok."""
+    text = small_study(seeds=6, chunk=3).replace(
+        'kind = "gradient_descent"\nlearning_rate = 0.01\nsteps = 300',
+        'kind = "gradient_flow"\nt1 = 100.0\nmax_steps = 3',
+    )
+    assert "max_steps = 3" in text
+    f = write_study(tmp_path / "s.toml", text)
+    out = tmp_path / "out"
+    assert main(["run", str(f), "--out", str(out), "--set", "sweep.init.std=[0.01, 0.1]"]) == 0
+    printed = capsys.readouterr().out
+    ds = study.load(out)
+    assert np.all(ds["status"].values == dynsim.Status.MAX_STEPS)  # every seed ran out
+    assert main(["report", str(out), "--quiet"]) == 0
+    summary = (out / "report" / "summary.md").read_text()
+    for text in (printed, summary):
+        table = [line for line in text.splitlines() if line.startswith("| ")]
+        head = [c.strip() for c in table[0].strip("|").split("|")]
+        assert head[:7] == ["init.std", "ok", "reached_end", "converged", "max_steps",
+                            "diverged", "failed"]
+        for line in table[1:]:
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            assert cells[1] == "⚠ 0/6" and cells[2:7] == ["0", "0", "6", "0", "0"], line
+        assert "⚠ 2 of 2 point(s) have seeds that are not ok" in text
+        assert "ok = seeds that reached_end or converged" in text

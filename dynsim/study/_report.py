@@ -4,10 +4,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ._analyses import ANALYSES, summarize
+from .._status import STATUS_NAMES
+from ._analyses import ANALYSES, OK_STATUSES, ok_mask, summarize
 from ._store import Store, _load_point
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+WARN = "⚠"
+OK_NOTE = (
+    f"ok = seeds that {' or '.join(STATUS_NAMES[int(s)] for s in OK_STATUSES)}; "
+    f"{WARN} marks a point where some seeds did not (max_steps: the solver's step budget "
+    "ran out before t1; diverged; failed); its measures include those seeds' last states."
+)
 
 
 def _label(coords: dict) -> str:
@@ -22,7 +29,8 @@ def point_summaries(path) -> tuple[dict, list[dict]]:
     rows = []
     for p, pt in enumerate(m["points"]):
         ds = _load_point(store, m, p)
-        row = {"point": p, "coords": pt["coords"], "status": summarize("status", ds), "stats": {}}
+        row = {"point": p, "coords": pt["coords"], "status": summarize("status", ds),
+               "ok": int(np.sum(ok_mask(ds["status"]))), "stats": {}}
         for name in analyses:
             if name != "status":
                 row["stats"][name] = summarize(name, ds)
@@ -31,22 +39,28 @@ def point_summaries(path) -> tuple[dict, list[dict]]:
 
 
 def summary_table(m: dict, rows: list[dict], names=None) -> str:
-    """A markdown table: one row per point, median [q25, q75] of each analysis."""
+    """A markdown table, one row per point: `ok` and the status counts first, then the
+    median [q25, q75] of each analysis; a note defines `ok` and the ⚠ mark."""
     names = names or [n for n in m["config"].get("analyses", []) if n != "status"]
     sweep = list(m.get("sweep", {}))
-    head = sweep + ["seeds", "ok"] + [f"{n} (median [q25, q75])" for n in names]
+    statuses = list(STATUS_NAMES.values())
+    head = sweep + ["ok"] + statuses + [f"{n} (median [q25, q75])" for n in names]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         st = r["status"]
         n = sum(st.values())
-        ok = n - st.get("diverged", 0) - st.get("failed", 0)
-        cells = [_fmt(r["coords"][k]) for k in sweep] + [str(n), str(ok)]
+        ok = f"{r['ok']}/{n}" if r["ok"] == n else f"{WARN} {r['ok']}/{n}"
+        cells = [_fmt(r["coords"][k]) for k in sweep] + [ok]
+        cells += [str(st.get(name, 0)) for name in statuses]
         for name in names:
             s = r["stats"].get(name, {})
             cells.append(
                 f"{s['median']:.3g} [{s['q25']:.3g}, {s['q75']:.3g}]" if "median" in s else "—"
             )
         lines.append("| " + " | ".join(cells) + " |")
+    bad = sum(r["ok"] < sum(r["status"].values()) for r in rows)
+    lines += ["", (f"{WARN} {bad} of {len(rows)} point(s) have seeds that are not ok. " if bad
+                   else "All seeds ok. ") + OK_NOTE]
     return "\n".join(lines)
 
 
@@ -152,21 +166,18 @@ def report(path, out: str | Path | None = None, *, formats=("png", "svg")) -> li
             save(fig, f"sweep_{param.replace('.', '_')}_{name}")
 
     md = [f"# {m['study']}", "", m.get("description", ""), "",
-          f"Status: {m['status']}; {m['run']['seeds']} seeds per point, "
+          f"Run: {m['status']}; {m['run']['seeds']} seeds per point, "
           f"{len(m['points'])} point(s), precision {m['run']['precision']}.", "",
           summary_table(m, rows), ""]
-    md += ["## Status counts", "", "| point | " + " | ".join(rows[0]["status"]) + " |",
-           "|" + "---|" * (len(rows[0]["status"]) + 1)]
-    for r in rows:
-        md.append(f"| {_label(r['coords'])} | " + " | ".join(str(v) for v in r["status"].values()) + " |")
-    md.append("")
     if slopes:
         md += ["## Log-log slopes of the median", ""]
         md += [f"- {name} vs {param}: {s:.3f}" for (param, name), s in slopes.items()]
         md.append("")
     md += ["## Quantiles per point", ""]
     for r in rows:
-        md.append(f"### {_label(r['coords'])}")
+        n = sum(r["status"].values())
+        mark = "" if r["ok"] == n else f" {WARN} {r['ok']}/{n} seeds ok"
+        md.append(f"### {_label(r['coords'])}{mark}")
         for name, s in r["stats"].items():
             if "median" in s:
                 md.append(f"- {name}: q05 {s['q05']:.4g}, q25 {s['q25']:.4g}, median "
