@@ -1,5 +1,8 @@
 """Analytic ReLU kernels vs quadrature and wide random networks; kernel interpolation."""
 
+import math
+from fractions import Fraction
+
 import jax
 
 jax.config.update("jax_enable_x64", True)
@@ -10,6 +13,18 @@ import pytest  # noqa: E402
 import scipy.integrate  # noqa: E402
 
 import dynsim.analysis as da  # noqa: E402
+
+
+def _raises_shape_error(request, name, *, checked=None):
+    """`ValueError` naming `name` — or, when the suite runs with runtime type checking
+    (`--jaxtyping-packages`), jaxtyping's `TypeCheckError`, which rejects the shape at
+    the annotation before the function's own check, naming the parameter `checked`
+    (default `name`) at which the shapes first disagree."""
+    if request.config.getoption("jaxtyping_packages", default=None):
+        from jaxtyping import TypeCheckError
+
+        return pytest.raises(TypeCheckError, match=f"parameter '{checked or name}'")
+    return pytest.raises(ValueError, match=name)
 
 
 def _corr_quadrature(w, v):
@@ -48,7 +63,7 @@ def test_relu_gaussian_correlation_vs_quadrature_and_grad():
     assert np.allclose(g, fd, rtol=1e-7, atol=1e-9)  # O(h²) + rounding/h ≈ 1e-10
 
 
-def test_relu_ntk_closed_forms():
+def test_relu_ntk_closed_forms(request):
     rng = np.random.default_rng(1)
     X = rng.standard_normal((6, 3))
     X /= np.linalg.norm(X, axis=1, keepdims=True)
@@ -67,15 +82,118 @@ def test_relu_ntk_closed_forms():
     K12 = np.asarray(da.relu_ntk(X[:2], X, bias=True))
     assert np.allclose(K12, np.asarray(da.relu_ntk(X, bias=True))[:2], atol=1e-14)
     assert np.linalg.eigvalsh(Kb).min() > 0
-    with pytest.raises(ValueError, match="X2"):
+    with _raises_shape_error(request, "X2"):
         da.relu_ntk(X, X[:, :2])
-    with pytest.raises(ValueError, match="X1"):
+    with _raises_shape_error(request, "X1"):
         da.relu_ntk(X[0])
+
+
+def _exact_kernel_parts(x, x2):
+    """(K_w, K_a) of relu_ntk for one pair of float64 vectors, from exact arithmetic.
+
+    A = ‖x‖², B = ‖x′‖², C = xᵀx′ and N = AB − C² = ‖x ∧ x′‖² are exact rationals
+    (Fractions of the float inputs), so θ = atan2(√N, C) and π − θ = atan2(√N, −C)
+    are rounded only once each: relative error ≲ 2 ulps, for every angle. The angular
+    factor J(ψ) = sin ψ − ψ cos ψ (ψ = π − θ) is summed from its Taylor series
+    Σ (−1)^{k+1} 2k ψ^{2k+1}/(2k+1)! (no cancellation) for ψ < 1, directly otherwise
+    (there the cancellation of sin ψ against ψ cos ψ costs at most a factor 3).
+    """
+    x = [Fraction(float(a)) for a in x]
+    x2 = [Fraction(float(b)) for b in x2]
+    A, B = sum(a * a for a in x), sum(b * b for b in x2)
+    C = sum(a * b for a, b in zip(x, x2))
+    sqrtN = math.sqrt(float(A * B - C * C))
+    psi = math.atan2(sqrtN, -float(C))
+    if psi < 1.0:
+        J = sum((-1) ** (k + 1) * 2 * k * psi ** (2 * k + 1) / math.factorial(2 * k + 1)
+                for k in range(1, 20))
+    else:
+        J = math.sin(psi) - psi * math.cos(psi)
+    return float(C) * psi / (2 * math.pi), math.sqrt(float(A * B)) * J / (2 * math.pi)
+
+
+@pytest.mark.parametrize("bias_scale", [1.0, 0.3, 1e3])
+def test_relu_ntk_diagonal_is_exact(bias_scale):
+    # θ(x̃, x̃) = 0: K_w(x, x) = ‖x̃‖²(π − 0)/(2π) = ‖x̃‖²/2, and the output layer adds
+    # ‖x̃‖²(sin 0 + π cos 0)/(2π) = ‖x̃‖²/2. arccos(cos θ) with cos θ = 1 − O(eps) was
+    # off by √(2 eps) ≈ 2e-8 in θ, i.e. ~8e-9 relative; now only the rounding of
+    # ‖x̃‖², x̃ᵀx̃ and the factor π/(2π) remain (a few ulps): 1e-14.
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((8, 4)) * np.logspace(-3, 3, 8)[:, None]
+    for bias in (False, True):
+        sq = np.sum(X**2, axis=1) + (bias_scale**2 if bias else 0.0)
+        for output_layer in (False, True):
+            kw = {"bias": bias, "output_layer": output_layer, "bias_scale": bias_scale}
+            want = sq * (1.0 if output_layer else 0.5)
+            for K in (da.relu_ntk(X, **kw), da.relu_ntk(X, X.copy(), **kw)):
+                np.testing.assert_allclose(np.diag(np.asarray(K)), want, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("delta", [1e-3, 1e-6, 1e-9, 1e-12, 1e-15])
+def test_relu_ntk_nearly_parallel_vs_exact_arithmetic(delta):
+    # x′ = x + δu: θ ≈ δ. Against the exact-arithmetic reference (≲ 2 ulps): the NTK
+    # near θ = 0 is well conditioned (K ∝ π − θ), so a stable angle gives a few ulps
+    # too; bound 1e-13 (measured ≤ 5e-16; arccos gave up to 7e-9).
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((5, 3))
+    X2 = X + delta * rng.standard_normal((5, 3))
+    for bias in (False, True):
+        aug = (lambda Z: np.hstack([Z, np.ones((len(Z), 1))])) if bias else (lambda Z: Z)
+        ref = [_exact_kernel_parts(a, b) for a, b in zip(aug(X), aug(X2))]
+        Kw = np.diag(np.asarray(da.relu_ntk(X, X2, bias=bias)))
+        K = np.diag(np.asarray(da.relu_ntk(X, X2, bias=bias, output_layer=True)))
+        np.testing.assert_allclose(Kw, [r[0] for r in ref], rtol=1e-13, atol=0)
+        np.testing.assert_allclose(K, [r[0] + r[1] for r in ref], rtol=1e-13, atol=0)
+        corr = np.asarray(da.relu_gaussian_correlation(aug(X), aug(X2)))
+        np.testing.assert_allclose(corr, [r[1] for r in ref], rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("delta", [1e-3, 1e-6, 1e-9, 1e-12])
+def test_relu_ntk_nearly_antiparallel_vs_exact_arithmetic(delta):
+    # x′ = −x + δu: π − θ ≈ δ and K_w ≈ −‖x‖²δ/(2π), K_a ≈ ‖x‖²δ³/(6π) are tiny.
+    # Rounding the inputs' unit vectors perturbs π − θ by ~eps absolutely, so the
+    # attainable error is a few ulps of ‖x‖‖x′‖ (relative error ~eps/δ: the
+    # conditioning): measured ≤ 1e-17·‖x‖‖x′‖; arccos gave 4e-14 … 2e-9 of it here.
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((5, 3))
+    X2 = -X + delta * rng.standard_normal((5, 3))
+    scale = np.linalg.norm(X, axis=1) * np.linalg.norm(X2, axis=1)
+    ref = np.array([_exact_kernel_parts(a, b) for a, b in zip(X, X2)])
+    Kw = np.diag(np.asarray(da.relu_ntk(X, X2)))
+    K = np.diag(np.asarray(da.relu_ntk(X, X2, output_layer=True)))
+    corr = np.asarray(da.relu_gaussian_correlation(X, X2))
+    assert np.all(np.abs(Kw - ref[:, 0]) <= 1e-15 * scale)
+    assert np.all(np.abs(K - ref.sum(axis=1)) <= 1e-15 * scale)
+    assert np.all(np.abs(corr - ref[:, 1]) <= 1e-15 * scale)
+    # The angular factor of K_a is summed without cancellation: J(ψ) ≈ ψ³/3 keeps
+    # ~3× the relative error of ψ (≲ eps/δ), not eps/δ² (direct sin ψ − ψ cos ψ).
+    assert np.all(np.abs(corr - ref[:, 1]) <= 1e-13 * np.abs(ref[:, 1]) / delta)
+
+
+def test_relu_kernels_broadcast_and_gradient_at_parallel_inputs():
+    rng = np.random.default_rng(10)
+    W, V = rng.standard_normal((5, 4)), rng.standard_normal((5, 4))
+    # Broadcasting between different numbers of leading axes (numpy rules).
+    row = np.asarray(da.relu_gaussian_correlation(W[0], V))
+    assert row.shape == (5,)
+    np.testing.assert_allclose(row, np.asarray(da.relu_gaussian_correlation(W[:1], V)), rtol=1e-15)
+    G = np.asarray(da.relu_gaussian_correlation(W[:, None], V[None]))
+    np.testing.assert_allclose(G[0], row, rtol=1e-15)
+    # At θ = 0 the correlation is differentiable (its θ-derivative −(π − θ)sin θ
+    # vanishes): ∂/∂w [‖w‖‖v‖/2] = ‖v‖ŵ/2; the stable angle has a finite gradient.
+    w = jnp.asarray(W[1])
+    g = np.asarray(jax.grad(da.relu_gaussian_correlation)(w, 2.0 * w))
+    want = np.linalg.norm(2.0 * W[1]) * W[1] / np.linalg.norm(W[1]) / 2
+    np.testing.assert_allclose(g, want, rtol=1e-14)
+    # d/dX tr K(X, X) = x̃_i-part of ∇(‖x̃_i‖²/2) = x_i (hidden-layer NTK diagonal).
+    X = jnp.asarray(rng.standard_normal((4, 3)))
+    gX = np.asarray(jax.grad(lambda X: jnp.trace(da.relu_ntk(X, bias=True)))(X))
+    np.testing.assert_allclose(gX, np.asarray(X), rtol=1e-14)
 
 
 def _relu_net(params, X, a):
     m = a.shape[0]
-    pre = X @ params["W"].T + (params["b"] if "b" in params else 0.0)
+    pre = X @ params["W"].T + (params["b"][None, :] if "b" in params else 0.0)
     return jax.nn.relu(pre) @ a / jnp.sqrt(m)
 
 
@@ -122,7 +240,7 @@ def test_empirical_ntk_vector_output_ordering():
     assert np.allclose(K12, np.kron(X @ X2.T, np.eye(2)), atol=1e-13)
 
 
-def test_kernel_interpolator_and_predict():
+def test_kernel_interpolator_and_predict(request):
     rng = np.random.default_rng(5)
     X = rng.standard_normal((7, 3))
     y = rng.standard_normal(7)
@@ -143,7 +261,8 @@ def test_kernel_interpolator_and_predict():
     cd = np.asarray(da.kernel_interpolator(Kd, yd))
     assert np.allclose(cd, np.linalg.pinv(Kd, rcond=1e-12) @ yd, atol=1e-9)
     assert np.allclose(Kd @ cd, yd, atol=1e-9)
-    with pytest.raises(ValueError, match="y"):
+    with _raises_shape_error(request, "y"):
         da.kernel_interpolator(K, y[:3])
-    with pytest.raises(ValueError, match="K_test"):
+    # Under runtime checks K_test (n_test, 3) binds n = 3 and coef (7,) is the mismatch.
+    with _raises_shape_error(request, "K_test", checked="coef"):
         da.kernel_predict(K[:, :3], c)

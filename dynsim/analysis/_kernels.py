@@ -5,7 +5,8 @@ a_r with E[a_r²] = 1 (e.g. ±1 or N(0, 1)). Its NTK is K(x, x') = ∇_θ f(x)·
 the kernel of GF on L = ½‖f(X) − y‖² in the lazy regime: d/dt r = −K r.
 """
 
-from typing import Callable
+import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -15,24 +16,82 @@ from jaxtyping import Array, ArrayLike, Float, PyTree
 from ._validation import as_positive_scalar
 
 
-def _angle_terms(nx, ny, dot):
-    """cos θ (clipped) and sin θ from norms and inner products; 0-norm rows give cos θ = 0."""
-    denom = nx * ny
-    safe = jnp.where(denom > 0, denom, 1.0)
-    cos = jnp.clip(jnp.where(denom > 0, dot / safe, 0.0), -1.0, 1.0)
-    theta = jnp.arccos(cos)
-    return cos, theta
+def _safe_sqrt(x: Array) -> Array:
+    """√x for x ≥ 0, with gradient 0 (not NaN) at x = 0; negative rounding noise gives 0."""
+    pos = x > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, 1.0)), 0.0)
+
+
+def _safe_norm(x: Array) -> Array:
+    """‖x‖ over the last axis, with gradient 0 (not NaN) at x = 0."""
+    return _safe_sqrt(jnp.sum(x * x, axis=-1))
+
+
+def _unit(x: Array, nx: Array) -> Array:
+    """x/‖x‖ over the last axis; zero rows stay zero."""
+    return x / jnp.where(nx > 0, nx, 1.0)[..., None]
+
+
+def _pi_minus_angle(r: Array, h: Array, flip: Array, zero: Array) -> Array:
+    """ψ = π − θ, θ = ∠(a, b), from the short chord between the unit vectors â, b̂.
+
+    With φ = θ/2, p = ‖â − b̂‖ = 2 sin φ and q = ‖â + b̂‖ = 2 cos φ, so θ = 2·atan2(p, q)
+    and ψ = π − θ = 2·atan2(q, p). `r` is the shorter of the two, formed from the vectors:
+    r = p, or r = q where `flip` (âᵀb̂ < 0); the longer one is √(h − r²) by the
+    parallelogram law p² + q² = h = 2(‖â‖² + ‖b̂‖²), without cancellation since
+    r² ≤ h/2. ψ (like θ) is then accurate to a few ulps of π for every angle; near
+    θ = π its relative error, ~eps/ψ, is that of rounding â and b̂ (the conditioning).
+    π − arccos(âᵀb̂) instead loses half the digits near θ = 0 and θ = π (an error ε
+    in the cosine gives an error √(2ε) in the angle). Where `zero` (both vectors zero),
+    ψ = π/2 (the convention cos θ = 0, which one zero vector gives by itself).
+    """
+    other = _safe_sqrt(h - r * r)
+    p = jnp.where(zero, 1.0, jnp.where(flip, other, r))
+    q = jnp.where(zero, 1.0, jnp.where(flip, r, other))
+    return 2.0 * jnp.arctan2(q, p)
+
+
+# J(ψ) = sin ψ − ψ cos ψ = ψ³ Σ_{k≥1} (−1)^{k+1} 2k/(2k+1)! ψ^{2(k−1)}: Taylor
+# coefficients, highest first (Horner in ψ²). For ψ ≤ ½ the first omitted term (k = 9)
+# is < 1e-20 of the sum (≈ ψ³/3).
+_J_SERIES = tuple(
+    (-1) ** (k + 1) * 2 * k / math.factorial(2 * k + 1) for k in range(8, 0, -1)
+)
+
+
+def _arc_cosine_1(psi: Array) -> Array:
+    """J(ψ) = sin ψ − ψ cos ψ = sin θ + (π − θ)cos θ for ψ = π − θ ∈ [0, π].
+
+    The angular factor of the order-1 arc-cosine kernel. Near θ = π (ψ → 0) the two
+    terms cancel to ψ³/3; there (ψ ≤ ½) the Taylor series is summed instead, so J
+    keeps full relative accuracy for every angle.
+    """
+    small = psi <= 0.5
+    ps = jnp.where(small, psi, 0.0)
+    ps2 = ps * ps
+    series = jnp.zeros_like(ps)
+    for c in _J_SERIES:
+        series = series * ps2 + c
+    direct = jnp.sin(psi) - psi * jnp.cos(psi)
+    return jnp.where(small, series * ps2 * ps, direct)
 
 
 def relu_gaussian_correlation(
-    w: Float[ArrayLike, "*batch d"], v: Float[ArrayLike, "*batch d"]
-) -> Float[Array, "*batch"]:
+    w: Float[ArrayLike, "*#batch d"], v: Float[ArrayLike, "*#batch d"]
+) -> Float[Array, "*#batch"]:
     """E_{x~N(0, I)}[relu(wᵀx) relu(vᵀx)] = ‖w‖‖v‖(sin θ + (π − θ)cos θ)/(2π).
 
-    θ = ∠(w, v) (Cho & Saul's arc-cosine kernel of order 1, halved). Broadcasts over
-    leading axes: for the Gram matrix between neuron sets use `w[:, None]`, `v[None]`.
-    Zero vectors give 0. Pure jax (jit / vmap / grad; the gradient is not defined at
-    exactly parallel w, v).
+    θ = ∠(w, v) (Cho & Saul's arc-cosine kernel of order 1, halved), computed stably
+    as θ = 2·atan2(‖ŵ − v̂‖, ‖ŵ + v̂‖) and π − θ = 2·atan2(‖ŵ + v̂‖, ‖ŵ − v̂‖), with the
+    angular factor summed as a series near θ = π: accurate to a few ulps for every
+    angle (of ‖w‖‖v‖ for nearly antiparallel w, v, where the value is ~(π − θ)³ and
+    its relative condition ~1/(π − θ)); arccos of the cosine lost half the digits
+    near θ = 0 and θ = π. Broadcasts over leading axes (numpy rules, also between
+    different numbers of axes): for the Gram matrix between neuron sets use
+    `w[:, None]`, `v[None]`. Zero vectors give 0. Pure jax
+    (jit / vmap / grad; at exactly parallel w, v the angle's gradient is taken as 0,
+    which is the gradient of the correlation there since its θ-derivative
+    −‖w‖‖v‖(π − θ)sin θ/(2π) vanishes).
 
     **Arguments:**
 
@@ -40,14 +99,38 @@ def relu_gaussian_correlation(
 
     **Returns:**
 
-    The correlation, shape `(...)`.
+    The correlation, shape `(...)` (the broadcast leading shape).
     """
-    w, v = jnp.asarray(w), jnp.asarray(v)
-    nw = jnp.linalg.norm(w, axis=-1)
-    nv = jnp.linalg.norm(v, axis=-1)
-    cos, theta = _angle_terms(nw, nv, jnp.sum(w * v, axis=-1))
-    sin = jnp.sin(theta)
-    return nw * nv * (sin + (jnp.pi - theta) * cos) / (2 * jnp.pi)
+    w, v = jnp.broadcast_arrays(jnp.asarray(w), jnp.asarray(v))
+    nw = _safe_norm(w)
+    nv = _safe_norm(v)
+    wh, vh = _unit(w, nw), _unit(v, nv)
+    flip = jnp.sum(wh * vh, axis=-1) < 0
+    r = _safe_norm(wh - jnp.where(flip, -1.0, 1.0)[..., None] * vh)
+    h = 2.0 * (jnp.sum(wh * wh, axis=-1) + jnp.sum(vh * vh, axis=-1))
+    psi = _pi_minus_angle(r, h, flip, (nw == 0) & (nv == 0))
+    return nw * nv * _arc_cosine_1(psi) / (2 * jnp.pi)
+
+
+# Elements of the (rows, n2, d) difference blocks that relu_ntk forms at a time.
+_BLOCK_ELEMENTS = 2**21
+
+
+def _pairwise_short_chords(A: Array, B: Array, flip: Array) -> Array:
+    """r_ij = ‖a_i − σ_ij b_j‖, σ_ij = −1 where `flip` `(n1, n2)` else +1.
+
+    For rows of A `(n1, d)`, B `(n2, d)`; formed from the differences (the Gram
+    matrix's rounding is what loses the short chord), in blocks of rows of A so that
+    at most `_BLOCK_ELEMENTS` difference entries are held at once.
+    """
+    n2, d = B.shape
+
+    def row(a_flip):
+        a, f = a_flip
+        return _safe_norm(a[None, :] - jnp.where(f, -1.0, 1.0)[:, None] * B)
+
+    rows = max(1, min(A.shape[0], _BLOCK_ELEMENTS // max(1, n2 * d)))
+    return jax.lax.map(row, (A, flip), batch_size=rows)
 
 
 def relu_ntk(
@@ -68,8 +151,16 @@ def relu_ntk(
     - output layer (a trained, if `output_layer`): K_a = ‖x̃‖‖x̃′‖(sin θ + (π − θ)cos θ)/(2π),
       i.e. E[relu(wᵀx̃)relu(wᵀx̃′)] ([`relu_gaussian_correlation`][]).
 
-    K = K_w (+ K_a). The empirical NTK of a width-m network deviates from K by
-    O(m^{−½}) entrywise.
+    K = K_w (+ K_a); on the diagonal K(x, x) = ‖x̃‖²/2 (+ ‖x̃‖²/2). The empirical NTK of
+    a width-m network deviates from K by O(m^{−½}) entrywise.
+
+    The angles are formed from the unit vectors, θ = 2·atan2(‖x̂ − x̂′‖, ‖x̂ + x̂′‖) and
+    π − θ = 2·atan2(‖x̂ + x̂′‖, ‖x̂ − x̂′‖), not as arccos of the cosine (which is off
+    by ~√eps ≈ 1e-8 near θ = 0, i.e. on the diagonal and for nearly parallel inputs,
+    and near θ = π): entries are accurate to a few ulps, relative where θ is not
+    close to π, and of ‖x̃‖‖x̃′‖ near θ = π, where K is small and as ill-conditioned
+    (relative condition ~1/(π − θ)). This needs the n1 × n2 × d differences of the
+    shorter chord, formed in blocks of rows (16 MB at a time).
 
     **Arguments:**
 
@@ -94,12 +185,16 @@ def relu_ntk(
         X1 = jnp.concatenate([X1, jnp.full((X1.shape[0], 1), s, X1.dtype)], axis=1)
         X2 = jnp.concatenate([X2, jnp.full((X2.shape[0], 1), s, X2.dtype)], axis=1)
     dot = X1 @ X2.T
-    n1 = jnp.linalg.norm(X1, axis=1)[:, None]
-    n2 = jnp.linalg.norm(X2, axis=1)[None, :]
-    cos, theta = _angle_terms(n1, n2, dot)
-    K = dot * (jnp.pi - theta) / (2 * jnp.pi)
+    n1, n2 = _safe_norm(X1), _safe_norm(X2)
+    A, B = _unit(X1, n1), _unit(X2, n2)
+    flip = dot < 0
+    r = _pairwise_short_chords(A, B, flip)
+    h = 2.0 * (jnp.sum(A * A, axis=1)[:, None] + jnp.sum(B * B, axis=1)[None, :])
+    n1, n2 = n1[:, None], n2[None, :]
+    psi = _pi_minus_angle(r, h, flip, (n1 == 0) & (n2 == 0))
+    K = dot * psi / (2 * jnp.pi)
     if output_layer:
-        K = K + n1 * n2 * (jnp.sin(theta) + (jnp.pi - theta) * cos) / (2 * jnp.pi)
+        K = K + n1 * n2 * _arc_cosine_1(psi) / (2 * jnp.pi)
     return K
 
 
