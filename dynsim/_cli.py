@@ -52,7 +52,7 @@ def _peek_config(study: str, overrides) -> dict:
 
 
 def cmd_run(args) -> int:
-    from .study import load_study, run_study
+    from .study import StoreError, StudyError, load_study, run_study
     from .study._store import Store
 
     if args.resume:
@@ -65,12 +65,37 @@ def cmd_run(args) -> int:
         _enable_precision(_peek_config(args.study, args.set))
         study = load_study(args.study, args.set)
     t0 = time.perf_counter()
-    m = run_study(study, args.out, resume=args.resume, quiet=args.quiet)
+    try:
+        m = run_study(study, args.out, resume=args.resume, quiet=args.quiet, log=_note)
+    except (StudyError, StoreError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # noqa: BLE001 - reported in one line; the traceback is in the store
+        _report_failure(args.out, e)
+        return 1
     if not args.quiet:
         _print_summary(args.out)
         print(f"done in {time.perf_counter() - t0:.1f} s; results in {args.out} "
               f"(dynsim report {args.out} for figures)")
     return 0 if m["status"] == "complete" else 1
+
+
+def _note(message: str) -> None:
+    print(f"dynsim: {message}", file=sys.stderr)
+
+
+def _report_failure(out, error: Exception) -> None:
+    """One line on a run that failed: the error, where its traceback is, what next."""
+    from .study._store import Store
+
+    store = Store(out)
+    if not store.exists():  # failed before the store was written: nothing to point to
+        raise error
+    m = store.read_manifest()
+    n = store.finished_chunks(m)
+    after = (f"rerun with `dynsim run --resume --out {out}` to keep its {n} finished chunk(s)"
+             if n else "nothing was finished: fix the cause and rerun the same command")
+    print(f"dynsim: error: the run failed ({m.get('error')}); traceback in {store.error_log}; "
+          f"{after}", file=sys.stderr)
 
 
 def _print_summary(out) -> None:

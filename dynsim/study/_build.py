@@ -1,6 +1,7 @@
 """Study config -> dynsim objects (model, data, init, loss, dynamics), by name."""
 
 import dataclasses
+import functools
 import inspect
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from .._data import Dataset
 from ._config import Study, run_options
+from ._schema import DATA, DYNAMICS, INITS, LOSSES, MODELS, check_fields
 
 MODEL_KINDS = ("LinearNet", "DiagonalNet", "TwoLayerNet", "HomogeneousNet")
 DATA_GENERATORS = (
@@ -47,16 +49,25 @@ def _err(st: Study, field: str, message: str):
     return StudyError(field, message, _where(st, field))
 
 
-def _call(st: Study, section: str, fn, args: tuple, kwargs: dict, what: str):
-    """Call a constructor; map unknown kwargs and its `ValueError`s to study fields."""
-    sig = inspect.signature(fn)
-    params = sig.parameters
-    var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+def study_keywords(fn) -> list[str]:
+    """The keywords of constructor `fn` that a study file may name (all but `key`)."""
+    params = inspect.signature(fn).parameters
     allowed = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    allowed = [n for n in allowed if n not in ("key", "self")]
+    return [n for n in allowed if n not in ("key", "self")]
+
+
+def _checked(st: Study, section: str, fn, kwargs: dict, what: str, schema: dict) -> dict:
+    """`kwargs` for constructor `fn`, each key known to it and each value of the type
+    and range `schema` gives (normalized: integers become floats where floats belong)."""
+    allowed = study_keywords(fn)
     for k in kwargs:
-        if k not in allowed and not var_kw:
+        if k not in allowed:
             raise _err(st, f"{section}.{k}", f"unknown key for {what}; allowed: {', '.join(allowed)}")
+    return check_fields(schema, kwargs, lambda k, msg: _err(st, f"{section}.{k}", msg))
+
+
+def _call(st: Study, section: str, fn, args: tuple, kwargs: dict, what: str):
+    """Call a constructor; map its `TypeError`s and `ValueError`s to study fields."""
     try:
         return fn(*args, **kwargs)
     except TypeError as e:
@@ -84,7 +95,8 @@ def build_model(st: Study, spec: dict, section: str = "model"):
     from .. import models
 
     name, kwargs = _pop_name(st, {section: spec}, section, "kind", MODEL_KINDS)
-    return _call(st, section, getattr(models, name), (), kwargs, name)
+    fn = getattr(models, name)
+    return _call(st, section, fn, (), _checked(st, section, fn, kwargs, name, MODELS[name]), name)
 
 
 def _floats_to_arrays(kwargs: dict, dtype) -> dict:
@@ -114,16 +126,13 @@ def build_point(st: Study, cfg: dict, *, dry_run: bool = False) -> Point:
 
     # data
     gen, dkw = _pop_name(st, cfg, "data", "generator", DATA_GENERATORS)
+    gen_fn = getattr(data_mod, gen)
     seed = dkw.pop("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise _err(st, "data.seed", f"must be a non-negative integer; got {seed!r}")
+    check_fields(DATA[gen], {"seed": seed}, lambda k, msg: _err(st, f"data.{k}", msg))
+    dkw = _checked(st, "data", gen_fn, dkw, gen, DATA[gen])
     if "teacher" in dkw:
-        if not isinstance(dkw["teacher"], dict):
-            raise _err(st, "data.teacher", "must be a table {kind = ..., ...} describing a model")
         dkw["teacher"] = build_model(st, dkw["teacher"], "data.teacher")
-    if "target" in dkw:
-        raise _err(st, "data.target", "callable targets cannot be given in a study file")
-    dataset = _call(st, "data", getattr(data_mod, gen), (jax.random.key(seed),), dkw, gen)
+    dataset = _call(st, "data", gen_fn, (jax.random.key(seed),), dkw, gen)
     dataset = _cast(dataset, dtype)
     try:
         model.check_data(dataset.X, dataset.y)
@@ -132,13 +141,16 @@ def build_point(st: Study, cfg: dict, *, dry_run: bool = False) -> Point:
 
     # init
     scheme, ikw = _pop_name(st, cfg, "init", "scheme", INIT_SCHEMES)
-    init = _call(st, "init", getattr(init_mod, scheme), (), _floats_to_arrays(ikw, dtype), scheme)
+    init_cls = getattr(init_mod, scheme)
+    ikw = _checked(st, "init", init_cls, ikw, scheme, INITS[scheme])
+    init = _call(st, "init", init_cls, (), _floats_to_arrays(ikw, dtype), scheme)
 
     # loss
     lkw = dict(cfg.get("loss", {}))
     lname = lkw.pop("name", "squared")
-    if lname not in _BY_NAME:
+    if not isinstance(lname, str) or lname not in _BY_NAME:
         raise _err(st, "loss.name", f"unknown loss {lname!r}; choose from {', '.join(_BY_NAME)}")
+    lkw = _checked(st, "loss", _BY_NAME[lname], lkw, lname, LOSSES)
     loss = _call(st, "loss", _BY_NAME[lname], (), lkw, lname)
     if loss.classification and not np.all(np.abs(np.asarray(dataset.y)) == 1):
         raise _err(st, "loss.name", f"{lname} needs labels ±1 (e.g. data.generator = \"separable\")")
@@ -163,8 +175,27 @@ def build_point(st: Study, cfg: dict, *, dry_run: bool = False) -> Point:
                  analyses, cfg)
 
 
-def build_dynamics(st: Study, cfg: dict, dtype):
+@functools.cache
+def ode_solvers() -> dict:
+    """diffrax's ODE solvers that build without arguments, by name: the values of
+    `dynamics.solver` (SDE solvers and solvers of several terms are not ODE solvers)."""
     import diffrax
+
+    out = {}
+    for name in dir(diffrax):
+        cls = getattr(diffrax, name)
+        if not (inspect.isclass(cls) and issubclass(cls, diffrax.AbstractSolver)):
+            continue
+        try:
+            solver = cls()
+        except Exception:  # noqa: BLE001 - abstract, or needs arguments
+            continue
+        if getattr(solver, "term_structure", None) is diffrax.AbstractTerm:
+            out[name] = cls
+    return out
+
+
+def build_dynamics(st: Study, cfg: dict, dtype):
     import optax
 
     from .._gradient_descent import GradientDescent
@@ -172,35 +203,34 @@ def build_dynamics(st: Study, cfg: dict, dtype):
 
     kind, kw = _pop_name(st, cfg, "dynamics", "kind", DYNAMICS_KINDS)
     if kind == "gradient_flow":
+        kw = _checked(st, "dynamics", GradientFlow, kw, kind, DYNAMICS[kind])
         if "solver" in kw:
             name = kw["solver"]
-            solver = getattr(diffrax, name, None) if isinstance(name, str) else None
-            if not (inspect.isclass(solver) and issubclass(solver, diffrax.AbstractSolver)):
+            solvers = ode_solvers()
+            if name not in solvers:
                 raise _err(st, "dynamics.solver",
-                           f"unknown diffrax solver {name!r} (e.g. Tsit5, Dopri5, Dopri8, Heun, Euler)")
-            try:
-                kw["solver"] = solver()
-            except TypeError as e:
-                raise _err(st, "dynamics.solver", f"{name} cannot be built without arguments: {e}") from None
-        if isinstance(kw.get("ts"), list):
+                           f"unknown diffrax ODE solver {name!r}; choose from {', '.join(solvers)}")
+            kw["solver"] = solvers[name]()
+        if "ts" in kw:
             kw["ts"] = jnp.asarray(kw["ts"], dtype)
-        if "adjoint" in kw:
-            raise _err(st, "dynamics.adjoint", "not configurable from a study file")
-        return _call(st, "dynamics", GradientFlow, (), kw, "gradient_flow")
+        return _call(st, "dynamics", GradientFlow, (), kw, kind)
+    kw = _checked(st, "dynamics", GradientDescent, kw, kind, DYNAMICS[kind])
     if "optimizer" in kw:
         name = kw["optimizer"]
-        opt = getattr(optax, name, None) if isinstance(name, str) else None
-        if not callable(opt):
-            raise _err(st, "dynamics.optimizer", f"unknown optax optimizer {name!r} (e.g. sgd, adam)")
+        opt = getattr(optax, name, None)
+        try:
+            is_optimizer = callable(opt) and isinstance(opt(0.1), optax.GradientTransformation)
+        except Exception:  # noqa: BLE001 - optax functions that are not optimizers
+            is_optimizer = False
+        if not is_optimizer:
+            raise _err(st, "dynamics.optimizer",
+                       f"unknown optax optimizer {name!r} (e.g. sgd, momentum, adam)")
         kw["optimizer"] = opt
-    for k in ("projection",):
-        if k in kw:
-            raise _err(st, f"dynamics.{k}", "not configurable from a study file")
-    if isinstance(kw.get("learning_rate"), float):
+    if "learning_rate" in kw:
         kw["learning_rate"] = jnp.asarray(kw["learning_rate"], dtype)
-    if isinstance(kw.get("save_steps"), list):
+    if "save_steps" in kw:
         kw["save_steps"] = tuple(kw["save_steps"])
-    return _call(st, "dynamics", GradientDescent, (), kw, "gradient_descent")
+    return _call(st, "dynamics", GradientDescent, (), kw, kind)
 
 
 def _cast(ds: Dataset, dtype) -> Dataset:

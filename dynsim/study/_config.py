@@ -2,10 +2,11 @@
 
 A study file has top-level keys `name`, `description`, `analyses` and the tables
 `[model]`, `[data]`, `[init]`, `[loss]`, `[dynamics]`, `[run]`, `[sweep]`. Structure
-(unknown keys, types, enumerations) is checked here; values that only the constructors
-can judge (e.g. `dim = 0`) are checked when every sweep point is built (`_build.py`),
-before anything runs. Every error is a `StudyError` naming the field and, when the field
-comes from the file, its line.
+(unknown keys, types, enumerations) is checked here; the fields of the sections are
+checked when every sweep point is built (`_build.py`), before anything runs: first the
+type and range of each value (`_schema.py`), then what only the constructors can judge
+(e.g. `k <= d`). Every error is a `StudyError` naming the field and where it was given:
+its file line, `--set KEY`, or the sweep line.
 """
 
 import copy
@@ -20,15 +21,6 @@ PRESET_DIR = Path(__file__).parent / "presets"
 
 SECTIONS = ("model", "data", "init", "loss", "dynamics", "run", "sweep")
 TOP_KEYS = ("name", "description", "analyses")
-RUN_KEYS = {
-    "seeds": int,
-    "chunk_size": int,
-    "key": int,
-    "precision": str,
-    "save_conserved": bool,
-    "save_params": bool,
-}
-PRECISIONS = ("float32", "float64")
 SWEEPABLE = ("model", "data", "init", "loss", "dynamics")
 
 
@@ -255,23 +247,13 @@ DEFAULT_ANALYSES = ("final_loss", "status")
 
 
 def _validate_run(st: Study) -> None:
+    from ._schema import RUN, check_fields
+
     run = st.config.get("run", {})
-    for key, value in run.items():
-        field = f"run.{key}"
-        if key not in RUN_KEYS:
-            raise st.error(field, f"unknown key; allowed: {', '.join(RUN_KEYS)}")
-        typ = RUN_KEYS[key]
-        if typ is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise st.error(field, f"must be an integer; got {value!r}")
-        if typ is not int and not isinstance(value, typ):
-            raise st.error(field, f"must be a {typ.__name__}; got {value!r}")
-    for key in ("seeds", "chunk_size"):
-        if key in run and run[key] < 1:
-            raise st.error(f"run.{key}", f"must be a positive integer; got {run[key]}")
-    if "key" in run and run["key"] < 0:
-        raise st.error("run.key", f"must be a non-negative integer; got {run['key']}")
-    if run.get("precision", "float64") not in PRECISIONS:
-        raise st.error("run.precision", f"must be one of {PRECISIONS}; got {run['precision']!r}")
+    for key in run:
+        if key not in RUN:
+            raise st.error(f"run.{key}", f"unknown key; allowed: {', '.join(RUN)}")
+    check_fields(RUN, run, lambda k, msg: st.error(f"run.{k}", msg))
 
 
 def _validate_sweep(st: Study) -> None:
@@ -286,6 +268,11 @@ def _validate_sweep(st: Study) -> None:
             )
         if not isinstance(values, list) or not values:
             raise st.error(field, f"must be a non-empty list of values; got {values!r}")
+    for item in st.overrides:  # a --set of a swept key would be silently ignored
+        key = item.split("=", 1)[0].strip()
+        if key in sweep:
+            raise st.error(key, f"is swept (sweep.{key}); set the sweep instead, "
+                                f"e.g. --set 'sweep.{key}=[...]'")
 
 
 def run_options(cfg: dict) -> dict:

@@ -69,15 +69,29 @@ def _new_manifest(study: Study) -> dict:
     }
 
 
-def open_for_run(study: Study | None, out: str | Path, *, resume: bool) -> tuple[Study, Store, dict]:
-    """Create the store (new run) or reopen it (resume) and check it matches the study."""
+def open_for_run(study: Study | None, out: str | Path, *, resume: bool,
+                 log=None) -> tuple[Study, Store, dict]:
+    """Create the store (new run) or reopen it (resume) and check it matches the study.
+
+    A plain (not `resume`) run into a store whose last run failed or was interrupted
+    before any chunk was finished starts over there (`log` is told); with finished
+    chunks it is refused, pointing to `--resume`.
+    """
     store = Store(out)
     if resume:
         m = store.read_manifest()
-        stored = load_study(
-            m["source"], m.get("overrides", []),
-            source=(store.root / "study.toml").read_text(), path=m["source"],
-        )
+        try:
+            stored = load_study(
+                m["source"], m.get("overrides", []),
+                source=(store.root / "study.toml").read_text(), path=m["source"],
+            )
+        except StudyError as e:
+            n = store.finished_chunks(m)
+            raise StoreError(
+                f"{out}: cannot resume, the study it holds is invalid ({e}); "
+                + (f"its {n} finished chunk(s) cannot be continued: use a new --out"
+                   if n else "nothing was finished: run the corrected study with the same --out")
+            ) from None
         if study is not None and _canonical(study.config) != _canonical(stored.config):
             raise StoreError(
                 f"{out}: holds a different study (or different --set values) than the one "
@@ -89,7 +103,23 @@ def open_for_run(study: Study | None, out: str | Path, *, resume: bool) -> tuple
     if study is None:
         raise StudyError("study", "give a STUDY file (or preset name), or --resume")
     if store.exists():
-        raise StoreError(f"{out}: already holds results; use --resume to continue, or a new --out")
+        old = store.read_manifest()
+        status = old.get("status")
+        n = store.finished_chunks(old)
+        if status in ("failed", "interrupted") and n == 0:
+            store.reset()
+            if log is not None:
+                what = "failed" if status == "failed" else "was interrupted"
+                log(f"{out} held a run that {what} before any chunk was finished; "
+                    "starting over")
+        elif status == "failed":
+            raise StoreError(
+                f"{out}: holds a run that failed ({old.get('error', 'see error.log')}) after "
+                f"{n} finished chunk(s); continue it with `dynsim run --resume --out {out}`, "
+                "or use a new --out"
+            )
+        else:
+            raise StoreError(f"{out}: already holds results; use --resume to continue, or a new --out")
     if store.root.exists() and any(store.root.iterdir()):
         raise StoreError(f"{out}: directory exists and is not empty")
     store.root.mkdir(parents=True, exist_ok=True)
@@ -99,9 +129,19 @@ def open_for_run(study: Study | None, out: str | Path, *, resume: bool) -> tuple
     return study, store, m
 
 
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
 def run_study(study: Study | str | None, out: str | Path, *, resume: bool = False,
-              quiet: bool = True, progress=None) -> dict:
+              quiet: bool = True, progress=None, log=None) -> dict:
     """Run (or resume) `study` into the store at `out`; returns the final manifest.
+
+    If the run fails, the store is marked `"failed"` with a one-line `error` in the
+    manifest and the traceback in `out/error.log`, and the exception propagates; a plain
+    rerun starts over when no chunk was finished, `resume=True` continues otherwise.
+    `log(message)`, if given, receives notes for the user (e.g. starting over).
 
     Seeds are computed in chunks of `run.chunk_size`; each finished chunk is persisted
     (with its per-seed analyses) before the next starts. Every chunk is always computed
@@ -115,7 +155,7 @@ def run_study(study: Study | str | None, out: str | Path, *, resume: bool = Fals
 
     if isinstance(study, (str, Path)):
         study = load_study(study)
-    study, store, m = open_for_run(study, out, resume=resume)
+    study, store, m = open_for_run(study, out, resume=resume, log=log)
     store.clean_tmp()
     run = m["run"]
     seeds, chunk = run["seeds"], min(run["chunk_size"], run["seeds"])
@@ -189,8 +229,17 @@ def run_study(study: Study | str | None, out: str | Path, *, resume: bool = Fals
                 )
             progress.end_point()
         status = "complete"
+        m.pop("error", None)
     except KeyboardInterrupt:
         status = "interrupted"
+        raise
+    except BaseException as e:
+        import traceback
+
+        m["error"] = session["error"] = _one_line(e)
+        from ._store import atomic_write_bytes
+
+        atomic_write_bytes(store.error_log, traceback.format_exc().encode())
         raise
     finally:
         progress.close()

@@ -7,6 +7,7 @@ Layout:
     DIR/points/0003/index.json   chunk index of sweep point 3: file, seeds, sha256, bytes
     DIR/points/0003/chunk_00012.nc   seeds [12·chunk_size, 13·chunk_size) of point 3
     DIR/report/                  figures and summary.md (`dynsim report DIR`)
+    DIR/error.log                the traceback of a run that failed (status "failed")
 
 Every file is written atomically (temporary file, fsync, `os.replace`, fsync of the
 directory); a chunk counts as done only once its checksum is in the index, and is
@@ -210,6 +211,31 @@ class Store:
             return True
         except Exception:  # noqa: BLE001
             return False
+
+    def finished_chunks(self, manifest: dict) -> int:
+        """How many chunks the points' indexes record as done (not re-verified)."""
+        return sum(len(self.read_index(p).get("chunks", {})) for p in range(len(manifest["points"])))
+
+    @property
+    def error_log(self) -> Path:
+        return self.root / "error.log"
+
+    def reset(self) -> None:
+        """Remove a store's files (manifest, study, points, error log) so a new run can
+        start in the directory; only for a store without finished chunks."""
+        import shutil
+
+        points = self.root / "points"
+        if points.is_dir():
+            unknown = [f for f in points.rglob("*") if f.is_file() and not (
+                f.name == "index.json" or f.name.startswith(("chunk_", ".chunk_", ".index.json")))]
+            if unknown:
+                raise StoreError(f"{points}: holds files the store did not write ({unknown[0]})")
+            shutil.rmtree(points)
+        for f in (self.error_log, self.root / "study.toml", self.manifest_path):
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+        self.clean_tmp()
 
     def clean_tmp(self) -> None:
         for tmp in self.root.rglob(".*.tmp-*"):
