@@ -4,14 +4,15 @@ Every generator is deterministic given its `key` and returns a `Dataset` whose t
 is drawn from the same distribution (`n_test` samples).
 """
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._custom_types import Array, Float, Key
+from ._custom_types import Array, ArrayLike, Float, Key
 
 
 class Dataset(eqx.Module):
@@ -150,12 +151,12 @@ def separable(key: Key, n: int, d: int, *, margin: float = 0.1, n_test: int = 0)
     w = w / jnp.linalg.norm(w)
     Xall = jax.random.normal(kx, (n + n_test, d), _float())
     yall = jnp.where(Xall @ w >= 0, 1.0, -1.0).astype(_float())
-    Xall = Xall + margin * yall[:, None] * w
+    Xall = Xall + margin * yall[:, None] * w[None, :]
     return Dataset(Xall[:n], yall[:n], Xall[n:], yall[n:], {"w_star": w, "margin": margin})
 
 
 def whitened(
-    key: Key, n: int, d: int, singular_values: Sequence[float], *, out_dim: int | None = None
+    key: Key, n: int, d: int, singular_values: ArrayLike | Sequence[float], *, out_dim: int | None = None
 ) -> Dataset:
     """Whitened inputs with prescribed input–output correlation (Saxe et al., 2014).
 
@@ -178,7 +179,7 @@ def whitened(
     X, _ = jnp.linalg.qr(jax.random.normal(kx, (n, d), _float()))
     U, _ = jnp.linalg.qr(jax.random.normal(ku, (m, r), _float()))
     V, _ = jnp.linalg.qr(jax.random.normal(kv, (d, r), _float()))
-    Y = X @ (V * S) @ U.T
+    Y = X @ (V * S[None, :]) @ U.T
     y = Y[:, 0] if out_dim is None else Y
     return Dataset(X, y, None, None, {"U": U, "S": S, "V": V})
 

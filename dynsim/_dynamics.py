@@ -1,6 +1,7 @@
 """Common interface of the dynamics (gradient flow, gradient descent)."""
 
 import abc
+import numbers
 from typing import Any
 
 import equinox as eqx
@@ -8,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._custom_types import Key, Params
+from ._custom_types import BatchedKey, BatchedParams, Key, Params
 from ._problem import Problem
 
 
@@ -33,7 +34,9 @@ class AbstractDynamics(eqx.Module):
     @abc.abstractmethod
     def run(self, problem: Problem, params0: Params, key: Key) -> dict[str, Any]: ...
 
-    def run_batch(self, problem: Problem, params0: Params, keys: Key) -> dict[str, Any]:
+    def run_batch(
+        self, problem: Problem, params0: BatchedParams, keys: BatchedKey
+    ) -> dict[str, Any]:
         """`run` for a batch of seeds (leading axis on `params0` and `keys`).
 
         The default vmaps `run`; a dynamics may override it with an explicitly batched
@@ -53,6 +56,20 @@ def check_positive(name: str, value: Any, *, allow_none: bool = False) -> None:
         raise ValueError(f"{name}: must be a positive number; got None")
 
 
+MAX_COUNT = 2**31 - 2
+"""Largest step count or budget: the loops count steps in int32."""
+
+
+def check_count(name: str, value: Any, *, allow_none: bool = False) -> None:
+    """`ValueError` naming `name` unless value is an integer in [1, `MAX_COUNT`]."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise ValueError(f"{name}: must be a positive integer; got {value!r}")
+    if not 1 <= int(value) <= MAX_COUNT:
+        raise ValueError(f"{name}: must be an integer in [1, 2**31 - 2]; got {value}")
+
+
 def check_ts(ts: Any, name: str = "ts") -> np.ndarray:
     arr = np.asarray(ts, dtype=float)
     if arr.ndim != 1 or arr.size < 1:
@@ -62,7 +79,7 @@ def check_ts(ts: Any, name: str = "ts") -> np.ndarray:
     return arr
 
 
-def log_grid(t1: float, n: int, first: float) -> np.ndarray:
+def log_grid(t1: float | int, n: int, first: float | int) -> np.ndarray:
     """n save times that end at t1: [t1] for n = 1, [0, t1] for n = 2, else
     [0, first, …, t1], geometric after 0 (`first` < t1)."""
     if n < 1:

@@ -5,7 +5,8 @@ differentiable with respect to them.
 """
 
 import abc
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -127,7 +128,7 @@ class Balanced(AbstractInit):
         for l in range(L):
             left = U if l == L - 1 else Rs[l]
             right = Vt if l == 0 else Rs[l - 1].T
-            Ws.append((left * root) @ right)
+            Ws.append((left * root[None, :]) @ right)
         c = jnp.asarray(self.ratio, dtype)
         Ws[0] = c * Ws[0]
         Ws[-1] = Ws[-1] / c
@@ -161,7 +162,7 @@ class Spectral(AbstractInit):
         a = jnp.broadcast_to(jnp.asarray(self.a0, dtype), (r,))
         b = a if self.b0 is None else jnp.broadcast_to(jnp.asarray(self.b0, dtype), (r,))
         R = jnp.linalg.qr(jax.random.normal(key, (model.hidden[0], r), dtype))[0]
-        return {"W": ((R * a) @ Vt, (U * b) @ R.T)}
+        return {"W": ((R * a[None, :]) @ Vt, (U * b[None, :]) @ R.T)}
 
 
 class RowSpace(AbstractInit):
@@ -180,7 +181,7 @@ class RowSpace(AbstractInit):
         X = data.X
         _, s, Vt = jnp.linalg.svd(X, full_matrices=False)
         rank_tol = s[0] * max(X.shape) * jnp.finfo(X.dtype).eps
-        V = Vt.T * (s > rank_tol)
+        V = Vt.T * (s > rank_tol)[None, :]
         W1 = params["W"][0] @ V @ V.T
         return {**params, "W": (W1, *params["W"][1:])}
 

@@ -18,7 +18,7 @@ Loss names accepted wherever a loss is asked for: `"squared"`, `"logistic"`,
 """
 
 import abc
-from typing import Callable
+from collections.abc import Callable
 
 import equinox as eqx
 import jax

@@ -37,7 +37,8 @@ closed-over tracers (the closure is then re-traced per call). Non-smooth events
 (`stop_loss`, `stop_grad_norm`, divergence) make the objective piecewise smooth in θ.
 """
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax

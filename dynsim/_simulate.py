@@ -1,7 +1,8 @@
 """`simulate`: many seeds of one configuration, in chunks, under one compilation."""
 
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import equinox as eqx
 import jax

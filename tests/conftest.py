@@ -1,9 +1,12 @@
-"""Strict test settings: float64 everywhere (library code never sets global config)."""
+"""Strict test settings (library code never sets global config): float64 everywhere,
+implicit rank promotion is an error, and jaxtyping checks every annotated dynsim
+function's shapes at run time (`--jaxtyping-packages` in pyproject's addopts)."""
 
 import jax
 import pytest
 
 jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
 @pytest.fixture
@@ -12,6 +15,19 @@ def getkey():
     counter = iter(range(10**6))
     base = jax.random.key(1234)
     return lambda: jax.random.fold_in(base, next(counter))
+
+
+@pytest.fixture
+def without_runtime_typecheck():
+    """Runtime type checking off for one test: bad-input tests assert the error a user
+    sees (dynsim's own `ValueError` naming the argument), which jaxtyping would
+    otherwise pre-empt with a `TypeCheckError` at the annotation."""
+    import jaxtyping
+
+    before = jaxtyping.config.jaxtyping_disable
+    jaxtyping.config.update("jaxtyping_disable", True)
+    yield
+    jaxtyping.config.update("jaxtyping_disable", before)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -12,7 +12,8 @@ The link functions dispatch on their input: numpy in → numpy out (used by the
 solvers), jax in → jax out (jit / vmap / grad friendly).
 """
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -1,6 +1,7 @@
 """Ensemble summaries over seeds: mean, spread, quantiles and a bootstrap CI, as xarray."""
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

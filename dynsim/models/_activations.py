@@ -1,6 +1,6 @@
 """Elementwise activations by name, with their degree of positive homogeneity."""
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -1,6 +1,7 @@
 """Deep positively homogeneous networks without biases."""
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp

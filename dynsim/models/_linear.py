@@ -1,6 +1,7 @@
 """Linear networks f(x) = W_L ⋯ W_1 x (+ biases), of any depth."""
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
