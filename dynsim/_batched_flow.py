@@ -60,6 +60,7 @@ from ._problem import (
     Problem,
     at_steady_state,
     is_diverged,
+    is_nonfinite,
     max_abs_diverged,
     tree_max_abs,
     tree_norm,
@@ -229,7 +230,7 @@ def run_batched(
     Returns the same dict as `GradientFlow.run`, with a leading seed axis on every entry.
     """
     n_seeds = jax.tree.leaves(params0)[0].shape[0]
-    from ._gradient_flow import _dtype, _status
+    from ._gradient_flow import _dtype, _status, final_nonfinite
 
     n_slots = n_seeds if slots is None else max(2, min(int(slots), n_seeds))
     if fused_error is None:
@@ -278,7 +279,8 @@ def run_batched(
 
     def stop(params, value, g):
         """The event of `GradientFlow.run`, batched; g = ∇L at `params`."""
-        return jax.vmap(lambda p: is_diverged(p, flow.divergence))(params) | steady(value, g)
+        bad = jax.vmap(lambda p, v, gp: is_diverged(p, flow.divergence) | is_nonfinite(v, gp))
+        return bad(params, value, g) | steady(value, g)
 
     # --- initial state of every seed (as diffeqsolve), loaded into slots on demand ------
     s0 = jnp.zeros((n_seeds,), dtype)
@@ -449,8 +451,12 @@ def run_batched(
         g_new = _where(accept, g1, st["g"])
         value_new = jnp.where(accept, value1, st["value"])
         # The event on the state after the attempt. A running seed's state is never
-        # diverged (that would have stopped it), so only an accepted y1 can be.
-        event = live & ((accept & y1_diverged) | steady(value_new, g_new))
+        # diverged (that would have stopped it), so only an accepted y1 can be; its
+        # gradient is finite (it entered the error estimate, which was finite), its loss
+        # need not be.
+        event = live & (
+            (accept & (y1_diverged | is_nonfinite(value_new))) | steady(value_new, g_new)
+        )
         new_st = dict(
             y=y_new,
             g=g_new,
@@ -501,6 +507,7 @@ def run_batched(
         final_summary,
     )
     diverged = jax.vmap(lambda p: is_diverged(p, flow.divergence))(y_final)
+    diverged = diverged | final_nonfinite(final_summary)
     status = _status(result == _RUNNING, result == _EVENT, result == _MAX_STEPS, diverged)
     return {
         "params": y_final,

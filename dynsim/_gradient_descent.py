@@ -1,6 +1,7 @@
 """Discrete gradient descent (any optax optimizer), projected GD and minibatch SGD."""
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import diffrax
 import equinox as eqx
@@ -10,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._custom_types import Key, Params
-from ._dynamics import AbstractDynamics, check_positive, check_ts, log_grid
+from ._custom_types import Key, Params, RealScalarLike
+from ._dynamics import AbstractDynamics, check_count, check_positive, check_ts, log_grid
 from ._problem import Problem, at_steady_state, is_diverged, tree_norm
 from ._status import Status
 
@@ -58,9 +59,9 @@ class GradientDescent(AbstractDynamics):
     n_save: int = eqx.field(static=True, default=65)
     projection: Callable | None = eqx.field(static=True, default=None)
     batch_size: int | None = eqx.field(static=True, default=None)
-    stop_loss: float | None = None
-    stop_grad_norm: float | None = None
-    divergence: float = 1e8
+    stop_loss: RealScalarLike | None = None
+    stop_grad_norm: RealScalarLike | None = None
+    divergence: RealScalarLike = 1e8
     adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint()
 
     def __check_init__(self):
@@ -73,12 +74,9 @@ class GradientDescent(AbstractDynamics):
                 "adjoint: GradientDescent supports RecursiveCheckpointAdjoint, ForwardMode "
                 f"and DirectAdjoint; got {self.adjoint!r}"
             )
-        if int(self.steps) < 1:
-            raise ValueError(f"steps: must be a positive integer; got {self.steps}")
-        if int(self.n_save) < 1:
-            raise ValueError(f"n_save: must be a positive integer; got {self.n_save}")
-        if self.batch_size is not None and int(self.batch_size) < 1:
-            raise ValueError(f"batch_size: must be a positive integer or None; got {self.batch_size}")
+        check_count("steps", self.steps)
+        check_count("n_save", self.n_save)
+        check_count("batch_size", self.batch_size, allow_none=True)
         if not callable(self.optimizer):
             raise ValueError(f"optimizer: expected a function lr -> optax transform; got {self.optimizer!r}")
         if self.projection is not None and not callable(self.projection):

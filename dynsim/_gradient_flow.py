@@ -1,7 +1,8 @@
 """Gradient flow θ̇ = −∇L(θ) as a diffrax ODE."""
 
 import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import diffrax
 import equinox as eqx
@@ -9,10 +10,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._custom_types import Key, Params
 from ._batched_flow import auto_slots, run_batched, supports_batched
-from ._dynamics import AbstractDynamics, blockwise, check_positive, check_ts, log_grid
-from ._problem import Problem, at_steady_state, is_diverged, tree_norm
+from ._custom_types import Array, BatchedKey, BatchedParams, Key, Params, RealScalarLike
+from ._dynamics import (
+    AbstractDynamics,
+    blockwise,
+    check_count,
+    check_positive,
+    check_ts,
+    log_grid,
+)
+from ._problem import Problem, at_steady_state, is_diverged, is_nonfinite, tree_norm
 from ._status import Status
 
 
@@ -73,17 +81,17 @@ class GradientFlow(AbstractDynamics):
       float32) can amplify into different step counts.
     """
 
-    t1: float = 100.0
+    t1: RealScalarLike = 100.0
     ts: Any = None
     n_save: int = eqx.field(static=True, default=65)
     solver: diffrax.AbstractSolver = diffrax.Tsit5()
-    rtol: float = 1e-6
-    atol: float = 1e-9
-    dt0: float | None = None
+    rtol: RealScalarLike = 1e-6
+    atol: RealScalarLike = 1e-9
+    dt0: RealScalarLike | None = None
     max_steps: int = eqx.field(static=True, default=100_000)
-    stop_loss: float | None = None
-    stop_grad_norm: float | None = None
-    divergence: float = 1e8
+    stop_loss: RealScalarLike | None = None
+    stop_grad_norm: RealScalarLike | None = None
+    divergence: RealScalarLike = 1e8
     log_time: bool = eqx.field(static=True, default=False)
     adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint()
     batched: bool = eqx.field(static=True, default=True)
@@ -100,10 +108,8 @@ class GradientFlow(AbstractDynamics):
         check_positive("stop_loss", self.stop_loss, allow_none=True)
         check_positive("stop_grad_norm", self.stop_grad_norm, allow_none=True)
         check_positive("divergence", self.divergence)
-        if int(self.max_steps) < 1:
-            raise ValueError(f"max_steps: must be a positive integer; got {self.max_steps}")
-        if int(self.n_save) < 1:
-            raise ValueError(f"n_save: must be a positive integer; got {self.n_save}")
+        check_count("max_steps", self.max_steps)
+        check_count("n_save", self.n_save)
         if not isinstance(self.solver, diffrax.AbstractSolver):
             raise ValueError(f"solver: expected a diffrax solver; got {self.solver!r}")
         if self.ts is not None:
@@ -142,7 +148,9 @@ class GradientFlow(AbstractDynamics):
         s_next, _ = controller.init(term, s0, s1, y0, None, None, self.solver.func, error_order)
         return jnp.minimum(s_next, s1) - s0
 
-    def run_batch(self, problem: Problem, params0: Params, keys: Key) -> dict[str, Any]:
+    def run_batch(
+        self, problem: Problem, params0: BatchedParams, keys: BatchedKey
+    ) -> dict[str, Any]:
         """`run` for a batch of seeds; see the `batched` and `block_size` fields."""
         bs = self.block_size
         if self.batched and supports_batched(self):
@@ -168,8 +176,10 @@ class GradientFlow(AbstractDynamics):
             rate = jnp.exp(s) if self.log_time else 1.0
             return jax.tree.map(lambda x: -rate * x, g)
 
-        def stop_condition(s, params, args, **kwargs):
-            bad = is_diverged(params, self.divergence)
+        def stop_condition(s, params, nonfinite0, **kwargs):
+            # The event is evaluated after every step attempt, accepted or not: a seed
+            # whose initial loss or gradient is not finite stops after its first one.
+            bad = is_diverged(params, self.divergence) | nonfinite0
             if self.stop_loss is None and self.stop_grad_norm is None:
                 return bad
             value, grads = problem.value_and_grad(params)
@@ -196,6 +206,7 @@ class GradientFlow(AbstractDynamics):
             saveat=saveat,
             stepsize_controller=self._controller(),
             adjoint=self.adjoint,
+            args=is_nonfinite(*problem.value_and_grad(params0)),
             event=diffrax.Event(stop_condition),
             max_steps=self.max_steps,
             throw=False,
@@ -212,7 +223,7 @@ class GradientFlow(AbstractDynamics):
             saved,
             final_summary,
         )
-        diverged = is_diverged(final, self.divergence)
+        diverged = is_diverged(final, self.divergence) | final_nonfinite(final_summary)
         status = _status(
             sol.result == diffrax.RESULTS.successful,
             sol.result == diffrax.RESULTS.event_occurred,
@@ -227,6 +238,11 @@ class GradientFlow(AbstractDynamics):
             "num_steps": sol.stats["num_steps"],
             "t_final": t_final,
         }
+
+
+def final_nonfinite(summary) -> Array:
+    """A final state whose loss or gradient norm is not finite (counted `DIVERGED`)."""
+    return is_nonfinite(summary["loss"]) | is_nonfinite(summary["grad_norm"])
 
 
 def _status(successful, event, max_steps, diverged):

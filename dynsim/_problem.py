@@ -76,6 +76,18 @@ def max_abs_diverged(m, bound) -> Array:
     return ~(m <= bound) | jnp.isinf(m)
 
 
+def is_nonfinite(value, grads=None) -> Array:
+    """A non-finite loss (or, if given, gradient): the flow cannot continue from here.
+
+    An adaptive solver would reject every step from such a state (its error estimate is
+    NaN) until `max_steps`; dynsim stops the seed at once with status `DIVERGED`.
+    """
+    bad = ~jnp.isfinite(value)
+    if grads is not None:
+        bad = bad | ~jnp.isfinite(tree_max_abs(grads))
+    return bad
+
+
 def at_steady_state(value, grad_norm, stop_loss, stop_grad_norm) -> Array:
     """L < `stop_loss` or ‖∇L‖ < `stop_grad_norm` (either threshold may be None).
 

@@ -7,8 +7,8 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from ._custom_types import Array, BatchedParams, Float, Int
-from ._status import STATUS_NAMES, Status
+from ._custom_types import AnyArray, Array, Float, HostBatchedParams, Int
+from ._status import STATUS_NAMES, Status, is_ok
 
 
 class SimulationResult(eqx.Module):
@@ -29,18 +29,18 @@ class SimulationResult(eqx.Module):
     - `model`, `data`, `loss_fn`, `dynamics`: the configuration, for the analysis layer.
     """
 
-    params: BatchedParams
-    params0: BatchedParams
-    ts: Float[Array, " T"]
-    loss: Float[Array, "S T"]
-    grad_norm: Float[Array, "S T"]
+    params: HostBatchedParams
+    params0: HostBatchedParams
+    ts: Float[AnyArray, " T"]
+    loss: Float[AnyArray, "S T"]
+    grad_norm: Float[AnyArray, "S T"]
     metrics: dict
     conserved: dict | None
     path: Any
-    status: Int[Array, " S"]
-    num_steps: Int[Array, " S"]
-    t_final: Float[Array, " S"]
-    seed_ids: Int[Array, " S"]
+    status: Int[AnyArray, " S"]
+    num_steps: Int[AnyArray, " S"]
+    t_final: Float[AnyArray, " S"]
+    seed_ids: Int[AnyArray, " S"]
     wall_time: float
     compile_time: float
     model: Any
@@ -57,10 +57,10 @@ class SimulationResult(eqx.Module):
         codes = np.asarray(self.status)
         return {STATUS_NAMES[s.value]: int(np.sum(codes == s.value)) for s in Status}
 
-    def ok(self) -> Array:
-        """(S,) mask of trajectories that neither diverged nor failed."""
-        codes = np.asarray(self.status)
-        return (codes != Status.DIVERGED) & (codes != Status.FAILED)
+    def ok(self) -> np.ndarray:
+        """(S,) mask of trajectories that reached the end or converged
+        (`dynsim._status.is_ok`; a non-finite loss or gradient is `DIVERGED`)."""
+        return is_ok(self.status)
 
     def predictor(self) -> Array:
         """End-to-end predictor of every seed, (S, ...) (models linear in their input)."""

@@ -2,6 +2,8 @@
 
 import enum
 
+import numpy as np
+
 
 class Status(enum.IntEnum):
     """How one trajectory ended. Stored per seed as `int8` in `SimulationResult.status`.
@@ -24,3 +26,12 @@ class Status(enum.IntEnum):
 
 
 STATUS_NAMES = {s.value: s.name.lower() for s in Status}
+
+OK_STATUSES = (Status.REACHED_END, Status.CONVERGED)
+"""The statuses of a trajectory that ran as asked: it reached the end or converged.
+`MAX_STEPS` (the budget ran out before the end), `DIVERGED` and `FAILED` are not ok."""
+
+
+def is_ok(codes) -> np.ndarray:
+    """Boolean mask of status codes in `OK_STATUSES` (the one definition of "ok")."""
+    return np.isin(np.asarray(codes), [int(s) for s in OK_STATUSES])

@@ -11,6 +11,8 @@ from dynsim import _simulate
 from dynsim.models import DiagonalNet, LinearNet, TwoLayerNet
 
 KEY = jax.random.key(0)
+# These tests pass wrongly typed values on purpose and assert dynsim's own errors.
+pytestmark = pytest.mark.usefixtures("without_runtime_typecheck")
 
 
 @pytest.fixture
@@ -63,6 +65,10 @@ def test_non_finite_data(data):
         ({"t1": 0.0}, "t1"),
         ({"t1": -5.0}, "t1"),
         ({"max_steps": 0}, "max_steps"),
+        ({"max_steps": 2.5}, "max_steps"),
+        ({"max_steps": 2**31}, "max_steps"),  # int32 step counters: once integrated nothing
+        ({"n_save": 0}, "n_save"),
+        ({"n_save": True}, "n_save"),
         ({"stop_loss": -1.0}, "stop_loss"),
         ({"ts": [0.0, 2.0, 1.0]}, "ts"),
         ({"ts": [0.0, 5.0], "t1": 1.0}, "ts"),
@@ -82,7 +88,9 @@ def test_bad_gradient_flow_options(kwargs, name):
     "kwargs,name",
     [({"learning_rate": 0.0}, "learning_rate"), ({"learning_rate": -0.1}, "learning_rate"),
      ({"learning_rate": 0.1, "steps": 0}, "steps"), ({"learning_rate": 0.1, "batch_size": 0}, "batch_size"),
-     ({"learning_rate": 0.1, "steps": 10, "save_steps": [0, 20]}, "save_steps")],
+     ({"learning_rate": 0.1, "steps": 10, "save_steps": [0, 20]}, "save_steps"),
+     ({"learning_rate": 0.1, "steps": 2.5}, "steps"), ({"learning_rate": 0.1, "steps": 2**31}, "steps"),
+     ({"learning_rate": 0.1, "n_save": 0}, "n_save"), ({"learning_rate": 0.1, "batch_size": 1.5}, "batch_size")],
 )
 def test_bad_gradient_descent_options(kwargs, name):
     with pytest.raises(ValueError, match=rf"^{name}:"):
