@@ -51,7 +51,7 @@ class Number(Field):
     """A finite number (`integer`: an integer), optionally bounded below by `low`."""
 
     integer: bool = False
-    low: float | None = None
+    low: int | float | None = None
     strict: bool = False  # low itself excluded
 
     def describe(self) -> str:

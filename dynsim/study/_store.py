@@ -185,7 +185,7 @@ class Store:
             }
             self.write_index(p, index)
 
-    def open_chunk(self, p: int, c: int, entry: dict, start: int, stop: int):
+    def open_chunk(self, p: int, c: int, entry: dict | None, start: int, stop: int):
         """The chunk's dataset, loaded into memory after verifying its checksum."""
         import xarray as xr
 
