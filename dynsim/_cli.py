@@ -1,6 +1,7 @@
 """The `dynsim` command line: run / resume studies, report, presets, demo, info."""
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -52,26 +53,38 @@ def _peek_config(study: str, overrides) -> dict:
 
 
 def cmd_run(args) -> int:
+    from ._progress import Progress
     from .study import StoreError, StudyError, load_study, run_study
+    from .study._config import run_options
+    from .study._interrupt import Interrupts
     from .study._store import Store
 
-    if args.resume:
-        m = Store(args.out).read_manifest()
-        _enable_precision({"run": {"precision": m["run"]["precision"]}})
-        study = load_study(args.study, args.set) if args.study else None
-    else:
-        if not args.study:
-            raise SystemExit("dynsim run: give a STUDY file or preset name (or --resume)")
-        _enable_precision(_peek_config(args.study, args.set))
-        study = load_study(args.study, args.set)
-    t0 = time.perf_counter()
-    try:
-        m = run_study(study, args.out, resume=args.resume, quiet=args.quiet, log=_note)
-    except (StudyError, StoreError, KeyboardInterrupt):
-        raise
-    except Exception as e:  # noqa: BLE001 - reported in one line; the traceback is in the store
-        _report_failure(args.out, e)
-        return 1
+    # SIGINT is deferred from here on (validation builds every point with JAX, too):
+    # see dynsim/study/_interrupt.py
+    with Interrupts() as guard:
+        if args.resume:
+            m = Store(args.out).read_manifest()
+            _enable_precision({"run": {"precision": m["run"]["precision"]}})
+            study = load_study(args.study, args.set) if args.study else None
+            seeds, n_points = m["run"]["seeds"], len(m["points"])
+        else:
+            if not args.study:
+                raise SystemExit("dynsim run: give a STUDY file or preset name (or --resume)")
+            _enable_precision(_peek_config(args.study, args.set))
+            study = load_study(args.study, args.set)
+            seeds, n_points = run_options(study.config)["seeds"], len(study.points())
+        guard.check()
+        # a terminal gets a live bar; a log (pipe, file) one line per point
+        progress = Progress(seeds * n_points, n_points, quiet=args.quiet, force=True)
+        t0 = time.perf_counter()
+        try:
+            m = run_study(study, args.out, resume=args.resume, quiet=args.quiet,
+                          progress=progress, log=_note, interrupts=guard)
+        except (StudyError, StoreError, KeyboardInterrupt):
+            raise
+        except Exception as e:  # noqa: BLE001 - reported in one line; the traceback is in the store
+            _report_failure(args.out, e)
+            return 1
     if not args.quiet:
         _print_summary(args.out)
         print(f"done in {time.perf_counter() - t0:.1f} s; results in {args.out} "
@@ -254,9 +267,17 @@ def main(argv=None) -> int:
         print(f"dynsim: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        out = getattr(args, "out", None)
-        print(f"\ndynsim: interrupted; finished chunks are saved. Continue with "
-              f"`dynsim run --resume --out {out}`", file=sys.stderr)
+        from .study._interrupt import busy
+
+        if args.command == "run":
+            print(f"\ndynsim: interrupted; finished chunks are saved. Continue with "
+                  f"`dynsim run --resume --out {args.out}`", file=sys.stderr)
+        else:
+            print("\ndynsim: interrupted", file=sys.stderr)
+        if busy():  # a worker is still inside XLA: leave now, without finalizing under it
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         return 130
 
 

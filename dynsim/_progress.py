@@ -41,6 +41,17 @@ class Progress:
         self.point, self.label = p, label
         self.draw()
 
+    def start_compute(self, n_chunks: int) -> None:
+        """The current point has `n_chunks` chunks to compute (compilation comes first)."""
+        self.chunk = (0, n_chunks)
+        if self.lines:
+            self.stream.write(
+                f"point {self.point + 1}/{self.n_points} ({self.label}): computing "
+                f"{n_chunks} chunk(s)\n"
+            )
+            self.stream.flush()
+        self.draw()
+
     def skip(self, n: int) -> None:
         """Count `n` trajectories found already done in the store (resume)."""
         self.done += n

@@ -71,6 +71,42 @@ def test_sigint_then_resume_is_bitwise_identical(tmp_path):
     assert manifest["sessions"][1]["chunks_computed"] < 16  # only the missing ones
 
 
+@pytest.mark.parametrize("delay", [0.0, 1.0])
+def test_sigint_while_compiling_stops_cleanly_then_resume(tmp_path, delay):
+    """One Ctrl-C while the first point is compiled (before any chunk): exit 130 at once,
+    no traceback, nothing committed, and `--resume` completes. (Before the fix, the
+    KeyboardInterrupt could land in JAX's gc callback, was printed as "Exception ignored
+    … Traceback" and lost, and the run went on to exit 0; or the process crashed at exit
+    with status -11.)"""
+    f = write_study(tmp_path / "s.toml", seeds=8, chunk=4, steps=2000)
+    out = tmp_path / "out"
+    proc = _cli("run", f, "--out", out)
+    first = proc.stderr.readline()  # printed just before the point is traced and compiled
+    assert first.startswith("point 1/2 (init.std=0.01): computing 2 chunk(s)"), first
+    time.sleep(delay)
+    at_signal = sorted(out.rglob("chunk_*.nc"))
+    proc.send_signal(signal.SIGINT)
+    t0 = time.time()
+    stdout, stderr = proc.communicate(timeout=120)
+    latency = time.time() - t0
+    assert proc.returncode == 130, (stdout, stderr)
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    assert "interrupted; finished chunks are saved" in stderr and "--resume" in stderr
+    if delay == 0.0:
+        assert not at_signal  # the signal came before the first chunk (2 s away here)
+    assert sorted(out.rglob("chunk_*.nc")) == at_signal  # nothing committed after it
+    assert latency < 20, latency  # measured 0.05-0.15 s: it does not wait for the compile
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert main(["run", "--resume", "--out", str(out), "--quiet"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and len(manifest["sessions"]) == 2
+    ds = study.load(out)
+    assert ds.sizes["seed"] == 8 and np.all(np.isfinite(ds["final_loss"].values))
+
+
 def test_run_report_and_errors(tmp_path, capsys):
     f = write_study(tmp_path / "s.toml", seeds=6, chunk=3, steps=100)
     out = tmp_path / "out"

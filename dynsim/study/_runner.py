@@ -134,8 +134,8 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
-def run_study(study: Study | str | None, out: str | Path, *, resume: bool = False,
-              quiet: bool = True, progress=None, log=None) -> dict:
+def run_study(study: Study | str | Path | None, out: str | Path, *, resume: bool = False,
+              quiet: bool = True, progress=None, log=None, interrupts=None) -> dict:
     """Run (or resume) `study` into the store at `out`; returns the final manifest.
 
     If the run fails, the store is marked `"failed"` with a one-line `error` in the
@@ -143,18 +143,34 @@ def run_study(study: Study | str | None, out: str | Path, *, resume: bool = Fals
     rerun starts over when no chunk was finished, `resume=True` continues otherwise.
     `log(message)`, if given, receives notes for the user (e.g. starting over).
 
+    Ctrl-C (SIGINT) stops the run within a fraction of a second, also while compiling:
+    the store is marked `"interrupted"` and `KeyboardInterrupt` is raised; the
+    computation in flight is abandoned to a worker thread, which commits nothing more
+    (see `_interrupt.py`; `interrupts` lets a caller hold the same guard around more).
+
     Seeds are computed in chunks of `run.chunk_size`; each finished chunk is persisted
     (with its per-seed analyses) before the next starts. Every chunk is always computed
     by the same compiled function with the same seed positions, so a resumed run's data
     equal an uninterrupted run's bitwise.
     """
+    from ._interrupt import Interrupts
+
+    guard = interrupts if interrupts is not None else Interrupts()
+    with guard:
+        return _run(study, out, resume=resume, quiet=quiet, progress=progress, log=log,
+                    guard=guard)
+
+
+def _run(study, out, *, resume, quiet, progress, log, guard) -> dict:
     from .._progress import Progress
     from .._simulate import _to_result, simulate
     from ._analyses import Analyzer
     from ._build import build_point
+    from ._interrupt import Stopped
 
     if isinstance(study, (str, Path)):
         study = load_study(study)
+    guard.check()
     study, store, m = open_for_run(study, out, resume=resume, log=log)
     store.clean_tmp()
     run = m["run"]
@@ -171,11 +187,13 @@ def run_study(study: Study | str | None, out: str | Path, *, resume: bool = Fals
     status = "failed"
     try:
         for p, point in enumerate(points):
+            guard.check()
             label = ", ".join(f"{k}={v}" for k, v in point["coords"].items())
             progress.start_point(p, label)
             index = store.read_index(p)
             missing = []
             for c, (lo, hi) in enumerate(ranges):
+                guard.check()
                 entry = index.get("chunks", {}).get(str(c))
                 reason = store.verify_chunk(p, c, entry, lo, hi)
                 if reason is None and not store.readable(p, c, entry):
@@ -190,6 +208,7 @@ def run_study(study: Study | str | None, out: str | Path, *, resume: bool = Fals
                 progress.end_point()
                 continue
             built = build_point(study, point["config"])
+            guard.check()
             if "coords" not in index:
                 store.write_index(p, {"point": p, "coords": point["coords"],
                                       "config": point["config"], "chunks": index.get("chunks", {})})
@@ -197,8 +216,10 @@ def run_study(study: Study | str | None, out: str | Path, *, resume: bool = Fals
             shim = types.SimpleNamespace(model=built.model, loss=built.loss)
             t_chunk = [time.perf_counter()]
 
-            def callback(lo, hi, out, p=p):
+            def callback(lo, hi, out, p=p):  # runs in the worker thread
                 c = lo // chunk
+                if guard.stopping:
+                    raise Stopped
                 if lo >= seeds:
                     return
                 hi_true = min(hi, seeds)
@@ -212,21 +233,25 @@ def run_study(study: Study | str | None, out: str | Path, *, resume: bool = Fals
                     ds[name] = (("seed",), np.asarray(values))
                 for k in ("wall_time", "compile_time"):
                     ds.attrs.pop(k, None)
-                now = time.perf_counter()
-                store.commit_chunk(p, c, ds, lo, hi_true, now - t_chunk[0])
-                t_chunk[0] = now
-                session["chunks_computed"] += 1
-                progress.advance(hi_true - lo, (c + 1, len(ranges)))
+                with guard.lock:  # an interrupt waits for a commit in progress
+                    if guard.stopping:
+                        raise Stopped
+                    now = time.perf_counter()
+                    store.commit_chunk(p, c, ds, lo, hi_true, now - t_chunk[0])
+                    t_chunk[0] = now
+                    session["chunks_computed"] += 1
+                    progress.advance(hi_true - lo, (c + 1, len(ranges)))
 
+            progress.start_compute(len(missing))
             for group in _contiguous(missing, MAX_CHUNKS_PER_CALL):
                 start = group[0] * chunk
                 t_chunk[0] = time.perf_counter()
-                simulate(
+                guard.run(lambda group=group, start=start: simulate(
                     built.model, built.data, init=built.init, dynamics=built.dynamics,
                     seeds=len(group) * chunk, seed_start=start, chunk_size=chunk,
                     key=built.key, loss=built.loss, save_conserved=run["save_conserved"],
                     save_params=run["save_params"], callback=callback,
-                )
+                ))
             progress.end_point()
         status = "complete"
         m.pop("error", None)
