@@ -9,8 +9,8 @@ X_test, y_test the held-out split, β_s = `model.predictor(θ_s)` at the end of 
 - `final_loss`: the training loss at the last save time, `result.loss[:, -1]` (a stored
   output of `simulate`, not an analysis).
 - `status`: no variable (the `status` codes are always stored); summary = counts, and
-  `ok` = the number of seeds whose status is in `OK_STATUSES` (reached the end or
-  converged).
+  `ok` = the number of seeds that reached the end or converged (`dynsim._status.is_ok`,
+  the definition `SimulationResult.ok()` uses).
 - `conserved_drift`: `dynsim.analysis.conserved_drift(result).final`, i.e.
   max_q max|C_q(θ_T) − C_q(θ_0)| / max_q max|C_q(θ_0)|.
 - `dist_min_l2`: `distance(result, min_l2_interpolator(X, y))` = ‖β − X⁺y‖₂/‖X⁺y‖₂.
@@ -37,8 +37,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._status import Status
-
 ANALYSES = (
     "final_loss", "status", "conserved_drift", "dist_min_l2", "dist_min_l1",
     "dist_implicit_bias", "dist_max_margin", "normalized_margin", "test_risk", "test_error",
@@ -46,18 +44,6 @@ ANALYSES = (
 RENAMED = {
     "margin": "normalized_margin (= dynsim.analysis.normalized_margin, min_i y_i f(x_i)/‖θ‖^L)",
 }
-OK_STATUSES = (Status.REACHED_END, Status.CONVERGED)
-"""The statuses of a trajectory that ran as asked: to `t1` / all `steps`, or to a stopping
-threshold. The report's `ok` counts these; `MAX_STEPS` (the solver's step budget ran out
-before `t1`), `DIVERGED` and `FAILED` are not ok. (`SimulationResult.ok()` is a
-different mask: "neither diverged nor failed", which includes `MAX_STEPS`.)"""
-
-
-def ok_mask(codes) -> np.ndarray:
-    """Boolean mask of the `status` codes that are in `OK_STATUSES`."""
-    return np.isin(np.asarray(codes), [int(s) for s in OK_STATUSES])
-
-
 _REFERENCE_SOLVERS = {
     "dist_min_l2": "min_l2_interpolator", "dist_min_l1": "min_l1_interpolator",
     "dist_implicit_bias": "implicit_bias_interpolator", "dist_max_margin": "max_margin",

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._status import STATUS_NAMES
-from ._analyses import ANALYSES, OK_STATUSES, ok_mask, summarize
+from .._status import OK_STATUSES, STATUS_NAMES, is_ok
+from ._analyses import ANALYSES, summarize
 from ._store import Store, _load_point
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -30,7 +30,7 @@ def point_summaries(path) -> tuple[dict, list[dict]]:
     for p, pt in enumerate(m["points"]):
         ds = _load_point(store, m, p)
         row = {"point": p, "coords": pt["coords"], "status": summarize("status", ds),
-               "ok": int(np.sum(ok_mask(ds["status"]))), "stats": {}}
+               "ok": int(np.sum(is_ok(ds["status"]))), "stats": {}}
         for name in analyses:
             if name != "status":
                 row["stats"][name] = summarize(name, ds)
