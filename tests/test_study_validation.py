@@ -34,7 +34,7 @@ assert "gradient_flow" in GF
 
 # (base study, field, bad value as TOML): a string where a number belongs, negative /
 # zero / NaN / inf where a positive number belongs, a float or boolean where an integer
-# belongs, unknown names.
+# belongs, a count beyond int32, unknown names.
 BAD = [
     ("GF", "dynamics.rtol", '"1e-8"'),
     ("GF", "dynamics.rtol", "-1e-6"),
@@ -73,6 +73,8 @@ BAD = [
     ("GD", "data.seed", "1.5"),
     ("GD", "loss.reduction", "1"),
     ("GD", "run.seeds", "1.5"),
+    ("GD", "run.seeds", "100000000000"),  # counts are int32 inside JAX
+    ("GD", "data.n", "100000000000"),  # the dry run used to abort in XLA allocating it
     ("GD", "run.chunk_size", "0"),
     ("GD", "run.save_params", '"yes"'),
 ]

@@ -53,8 +53,13 @@ class Number(Field):
     integer: bool = False
     low: int | float | None = None
     strict: bool = False  # low itself excluded
+    high: int | None = None  # for integers: inclusive upper bound
 
     def describe(self) -> str:
+        at_most = "" if self.high is None else f" (at most {_HIGH_TEXT.get(self.high, self.high)})"
+        return self._lower() + at_most
+
+    def _lower(self) -> str:
         noun = "integer" if self.integer else "number"
         if self.integer and self.low == 1 and not self.strict:
             return "a positive integer"
@@ -75,6 +80,8 @@ class Number(Field):
             if not math.isfinite(value):
                 return self._bad(value)
         if self.low is not None and (value < self.low or (self.strict and value == self.low)):
+            return self._bad(value)
+        if self.high is not None and value > self.high:
             return self._bad(value)
         return value, None
 
@@ -171,15 +178,18 @@ class NotInStudies(Field):
         return value, self.reason
 
 
-POS_INT = Number(integer=True, low=1)
+# Counts (sizes, steps, seeds) are int32 inside JAX; the core's bound (`check_count`).
+MAX_COUNT = 2**31 - 2
+_HIGH_TEXT = {MAX_COUNT: "2**31 - 2"}
+POS_INT = Number(integer=True, low=1, high=MAX_COUNT)
 PRECISIONS = ("float32", "float64")
-NONNEG_INT = Number(integer=True, low=0)
+NONNEG_INT = Number(integer=True, low=0, high=MAX_COUNT)
 POS = Number(low=0, strict=True)
 NONNEG = Number(low=0)
 REAL = Number()
 BOOL = Bool()
 STR = Str()
-SEED = NONNEG_INT
+SEED = Number(integer=True, low=0)  # a PRNG seed: any non-negative (64-bit) integer
 
 MODELS = {
     "LinearNet": {"in_dim": POS_INT, "hidden": ListOf(POS_INT, min_len=0),
@@ -194,7 +204,7 @@ MODELS = {
 }
 
 RUN = {
-    "seeds": POS_INT, "chunk_size": POS_INT, "key": NONNEG_INT, "precision": Str(PRECISIONS),
+    "seeds": POS_INT, "chunk_size": POS_INT, "key": SEED, "precision": Str(PRECISIONS),
     "save_conserved": BOOL, "save_params": BOOL,
 }
 
