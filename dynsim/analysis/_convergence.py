@@ -176,7 +176,7 @@ def ntk_rate_bound(
     else:
         q = 0.5 * (lam[:, 1:] + lam[:, :-1])
     integral = jnp.concatenate(
-        [jnp.zeros_like(lam[:, :1]), jnp.cumsum(q * dt, axis=1)], axis=1
+        [jnp.zeros_like(lam[:, :1]), jnp.cumsum(q * dt[None, :], axis=1)], axis=1
     )
     bound = jnp.exp(-2.0 * integral) * measured[:, :1]
     checked = ts[None, :] <= jnp.asarray(result.t_final, measured.dtype)[:, None]

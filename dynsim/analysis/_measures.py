@@ -5,6 +5,7 @@ Every function takes a result with S seeds and returns arrays with a leading see
 over seeds in Python.
 """
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
@@ -97,7 +98,7 @@ class SupportRecovery(NamedTuple):
 
 def support_recovery(
     result,
-    support: ArrayLike | None = None,
+    support: ArrayLike | Sequence[int] | None = None,
     *,
     beta_true: ArrayLike | None = None,
     threshold: float,
@@ -139,12 +140,12 @@ def support_recovery(
     mag = jnp.abs(beta)
     tau = threshold * jnp.max(mag, axis=1, keepdims=True) if relative else threshold
     est = mag > tau
-    true = jnp.asarray(true)
+    true = jnp.asarray(true)[None, :]
     hit = jnp.sum(est & true, axis=1)
     n_est = jnp.sum(est, axis=1)
     precision = jnp.where(n_est > 0, hit / jnp.maximum(n_est, 1), 1.0)
     recall = hit / jnp.maximum(jnp.sum(true), 1)
-    exact = jnp.all(est == true, axis=1)
+    exact = jnp.all(est == true, axis=1)  # (S, d) against (1, d)
     return SupportRecovery(exact, jnp.mean(exact), precision, recall, est)
 
 

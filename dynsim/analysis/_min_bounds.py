@@ -175,14 +175,14 @@ def min_distance_bound(result, *, rtol: float = 1e-6, atol: float = 1e-12) -> Mi
     z, null, g = jax.jit(jax.vmap(jax.vmap(point)))(result.path)
     g = g * st["scale"]
     ts = jnp.asarray(result.ts, z.dtype)
-    q = jnp.maximum(g[:, 1:], g[:, :-1]) * jnp.diff(ts)
+    q = jnp.maximum(g[:, 1:], g[:, :-1]) * jnp.diff(ts)[None, :]
     integral = jnp.concatenate([jnp.zeros_like(g[:, :1]), jnp.cumsum(q, axis=1)], axis=1)
     bound = z[:, :1] * jnp.exp(integral)
     checked = ts[None, :] <= jnp.asarray(result.t_final, z.dtype)[:, None]
     ok = (z <= bound * (1 + rtol) + atol) | ~checked
     pinv = jnp.asarray(pinv_solve(st["X"], st["Y"], None))  # (d, m)
     U, V = _uv(result.params)
-    dist = jnp.linalg.norm((U @ jnp.swapaxes(V, 1, 2) - pinv).reshape(U.shape[0], -1), axis=1)
+    dist = jnp.linalg.norm((U @ jnp.swapaxes(V, 1, 2) - pinv[None]).reshape(U.shape[0], -1), axis=1)
     return MinDistanceBound(z, null, bound, dist, jnp.all(ok, axis=1))
 
 
