@@ -25,7 +25,7 @@ counts (float32 rounding then outweighs the truncation error). When no sweep poi
 reaches the loop's error, the scan's smallest error and its cost are reported instead.
 A seed whose fixed-step solution diverged counts as an infinite error.
 
-    python benchmarks/equal_accuracy.py --seeds 1024 --out results/W1_1024_equal_accuracy.json
+    python benchmarks/equal_accuracy.py --seeds 1024 --out benchmarks/results/W1_1024_equal_accuracy.json
     python benchmarks/equal_accuracy.py --workload W2 --alpha 0.1 --seeds 1024
 
 Workloads as in `gf_batched.py`; in log-time (W2 at α < 0.01) the scans and the reference

@@ -129,8 +129,9 @@ def workloads(names, alphas=(1e-3, 1e-1, 1.0, 10.0)):
                 model=TwoLayerNet(d, m),
                 data=dynsim.data.teacher_student(key, n, teacher),
                 init=dynsim.init.Gaussian(1.0),
-                # ReLU kinks make the adaptive step chatter (~10⁴–10⁵ steps to t = 50):
-                # a horizon of t = 10 and at most 10⁴ steps keep the sweep affordable.
+                # ReLU kinks make the adaptive step chatter (step counts to t = 50:
+                # benchmarks/HISTORY.md, W3): a horizon of t = 10 and at most 10⁴ steps
+                # keep the sweep affordable.
                 flow=dict(t1=10.0, max_steps=10_000),
                 flops=2 * n * (2 * d * m + 3 * m),
             )

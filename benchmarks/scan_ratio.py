@@ -1,14 +1,15 @@
 """Per-evaluation cost of the batched loop relative to the hand-written scans, W1.
 
-Single benchmark runs on a shared 2-core machine drift by ±8–10 % between runs, and the
-scans (whole-batch arrays, memory-bound) drift more than the loop, so a ratio taken
-from one `gf_batched.py` row pair moves by more than the gaps it is meant to show. This
-script interleaves the three measurements and keeps the best of `--reps` repetitions of
-each: the batched loop saving only the final state (`GradientFlow()` defaults,
-`n_save=1`), then the RK4 and Tsit5 `jit(vmap(lax.scan))` baselines of `gf_batched.py`
-at the loop's number of gradient evaluations per seed and its median stop time.
+Single benchmark runs on a shared machine drift between runs, and the scans (whole-batch
+arrays, memory-bound) drift more than the loop, so a ratio taken from one `gf_batched.py`
+row pair moves by more than the gaps it is meant to show (the measured spreads are in
+benchmarks/HISTORY.md, 2026-11-29). This script interleaves the three measurements and
+keeps the best of `--reps` repetitions of each: the batched loop saving only the final
+state (`GradientFlow()` defaults, `n_save=1`), then the RK4 and Tsit5
+`jit(vmap(lax.scan))` baselines of `gf_batched.py` at the loop's number of gradient
+evaluations per seed and its median stop time.
 
-    python benchmarks/scan_ratio.py --seeds 1024 --reps 3 --out results/ratio.json
+    python benchmarks/scan_ratio.py --seeds 1024 --reps 3 --out benchmarks/results/W1_1024_scan_ratio.json
 """
 
 import argparse
