@@ -89,13 +89,16 @@ def test_sigint_while_compiling_stops_cleanly_then_resume(tmp_path, delay):
     t0 = time.time()
     stdout, stderr = proc.communicate(timeout=120)
     latency = time.time() - t0
-    assert proc.returncode == 130, (stdout, stderr)
-    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
-    assert "interrupted; finished chunks are saved" in stderr and "--resume" in stderr
-    if delay == 0.0:
-        assert not at_signal  # the signal came before the first chunk (2 s away here)
-    assert sorted(out.rglob("chunk_*.nc")) == at_signal  # nothing committed after it
-    assert latency < 20, latency  # measured 0.05-0.15 s: it does not wait for the compile
+    after = sorted(out.rglob("chunk_*.nc"))
+    info = (stdout, stderr, latency, at_signal, after)
+    assert proc.returncode == 130, info
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, info
+    assert "interrupted; finished chunks are saved" in stderr and "--resume" in stderr, info
+    if delay == 0.0:  # the first chunk is > 2 s away: the signal came during compilation
+        assert not at_signal and not after, info
+    else:  # a chunk that finished as the signal arrived may still be committed
+        assert len(after) <= len(at_signal) + 1, info
+    assert latency < 20, info  # measured 0.05-0.15 s: it does not wait for the compile
     import json
 
     manifest = json.loads((out / "manifest.json").read_text())
