@@ -17,8 +17,9 @@ class Progress:
     """Progress over `total` trajectories in `n_points` sweep points.
 
     Redraws one line in place when `stream` is a terminal; otherwise (`--quiet`, CI,
-    redirected stderr) prints nothing unless `force` is set, in which case it prints
-    one line per finished point.
+    redirected stderr) prints nothing unless `force` is set (as `dynsim run` does), in
+    which case it prints a line when a point starts computing (`start_compute`, before
+    it is compiled) and one when it is done.
     """
 
     def __init__(self, total: int, n_points: int, *, quiet: bool = False, stream=None,
