@@ -210,8 +210,11 @@ def cmd_info(args) -> int:
 def cmd_validate(args) -> int:
     _enable_precision(_peek_config(args.study, args.set))
     from .study import load_study
+    from .study._interrupt import Interrupts
 
-    st = load_study(args.study, args.set)
+    with Interrupts() as guard:  # the dry run builds every point with JAX
+        st = load_study(args.study, args.set)
+        guard.check()
     print(f"{st.path}: OK ({len(st.points())} sweep point(s))")
     return 0
 
