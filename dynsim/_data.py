@@ -28,8 +28,12 @@ class Dataset(eqx.Module):
     info: dict | None = None
 
     def __check_init__(self):
+        for name in ("X", "y", "X_test", "y_test"):
+            _check_real_float(name, getattr(self, name))
         if jnp.ndim(self.X) != 2:
             raise ValueError(f"data: X must be a 2-D array (n, d); got shape {jnp.shape(self.X)}")
+        if jnp.shape(self.X)[0] < 1:
+            raise ValueError("data: X has no samples (n = 0)")
         if jnp.ndim(self.y) < 1 or jnp.shape(self.y)[0] != jnp.shape(self.X)[0]:
             raise ValueError(
                 f"data: y must have leading dimension n={jnp.shape(self.X)[0]}; "
@@ -37,6 +41,18 @@ class Dataset(eqx.Module):
             )
         if (self.X_test is None) != (self.y_test is None):
             raise ValueError("data: give both X_test and y_test, or neither")
+        if self.X_test is not None:
+            d, m = jnp.shape(self.X)[1], jnp.shape(self.y)[1:]
+            if jnp.ndim(self.X_test) != 2 or jnp.shape(self.X_test)[1] != d:
+                raise ValueError(
+                    f"data: X_test must have shape (n_test, {d}); got {jnp.shape(self.X_test)}"
+                )
+            n_test = jnp.shape(self.X_test)[0]
+            if jnp.shape(self.y_test) != (n_test, *m):
+                raise ValueError(
+                    f"data: y_test must have shape {(n_test, *m)} (one target per row of "
+                    f"X_test, shaped like y's); got {jnp.shape(self.y_test)}"
+                )
 
     @property
     def n(self) -> int:
@@ -47,12 +63,33 @@ class Dataset(eqx.Module):
         return self.X.shape[1]
 
 
+def _check_real_float(name: str, arr: Any) -> None:
+    """Data must be real floating arrays of at least single precision: complex values
+    have no gradient flow here, and half precision overflows in the loss (max 65504)."""
+    if arr is None:
+        return
+    dtype = getattr(arr, "dtype", None)
+    if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(
+            f"data: {name} must be a real floating array (float32 or float64); got "
+            f"{dtype if dtype is not None else type(arr).__name__}"
+        )
+    if jnp.finfo(dtype).bits < 32:
+        raise ValueError(
+            f"data: {name} is {dtype}; use float32 or float64 (half precision overflows "
+            "in the loss and its gradient)"
+        )
+
+
 def as_dataset(data: Any) -> Dataset:
     """A `Dataset` from a `Dataset` or a pair (X, y) of arrays."""
     if isinstance(data, Dataset):
         return data
     if isinstance(data, (tuple, list)) and len(data) in (2, 4):
-        arrays = [jnp.asarray(a, dtype=float) for a in data]
+        try:
+            arrays = [jnp.asarray(a, dtype=float) for a in data]
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"data: the arrays must hold real numbers: {e}") from None
         return Dataset(*arrays)
     raise ValueError(f"data: expected a Dataset or a pair (X, y); got {type(data).__name__}")
 

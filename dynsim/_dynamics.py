@@ -1,7 +1,6 @@
 """Common interface of the dynamics (gradient flow, gradient descent)."""
 
 import abc
-import numbers
 from typing import Any
 
 import equinox as eqx
@@ -43,40 +42,6 @@ class AbstractDynamics(eqx.Module):
         implementation that gives the same per-seed results.
         """
         return jax.vmap(lambda p, k: self.run(problem, p, k))(params0, keys)
-
-
-def check_positive(name: str, value: Any, *, allow_none: bool = False) -> None:
-    """`ValueError` naming `name` unless value > 0 (concrete values only)."""
-    if value is None and allow_none:
-        return
-    if isinstance(value, (int, float, np.floating, np.integer)):
-        if not (np.isfinite(value) and value > 0):
-            raise ValueError(f"{name}: must be a positive finite number; got {value}")
-    elif value is None:
-        raise ValueError(f"{name}: must be a positive number; got None")
-
-
-MAX_COUNT = 2**31 - 2
-"""Largest step count or budget: the loops count steps in int32."""
-
-
-def check_count(name: str, value: Any, *, allow_none: bool = False) -> None:
-    """`ValueError` naming `name` unless value is an integer in [1, `MAX_COUNT`]."""
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise ValueError(f"{name}: must be a positive integer; got {value!r}")
-    if not 1 <= int(value) <= MAX_COUNT:
-        raise ValueError(f"{name}: must be an integer in [1, 2**31 - 2]; got {value}")
-
-
-def check_ts(ts: Any, name: str = "ts") -> np.ndarray:
-    arr = np.asarray(ts, dtype=float)
-    if arr.ndim != 1 or arr.size < 1:
-        raise ValueError(f"{name}: must be a non-empty 1-D sequence of times; got shape {arr.shape}")
-    if np.any(~np.isfinite(arr)) or np.any(arr < 0) or np.any(np.diff(arr) <= 0):
-        raise ValueError(f"{name}: times must be finite, >= 0 and strictly increasing")
-    return arr
 
 
 def log_grid(t1: float | int, n: int, first: float | int) -> np.ndarray:

@@ -11,8 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ._checks import check_count, check_positive, check_ts
 from ._custom_types import Key, Params, RealScalarLike
-from ._dynamics import AbstractDynamics, check_count, check_positive, check_ts, log_grid
+from ._dynamics import AbstractDynamics, log_grid
 from ._problem import Problem, at_steady_state, is_diverged, tree_norm
 from ._status import Status
 

@@ -1,25 +1,17 @@
 """Gradient flow θ̇ = −∇L(θ) as a diffrax ODE."""
 
 import numbers
-from collections.abc import Sequence
 from typing import Any
 
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ._batched_flow import auto_slots, run_batched, supports_batched
+from ._checks import check_count, check_positive, check_ts
 from ._custom_types import Array, BatchedKey, BatchedParams, Key, Params, RealScalarLike
-from ._dynamics import (
-    AbstractDynamics,
-    blockwise,
-    check_count,
-    check_positive,
-    check_ts,
-    log_grid,
-)
+from ._dynamics import AbstractDynamics, blockwise, log_grid
 from ._problem import Problem, at_steady_state, is_diverged, is_nonfinite, tree_norm
 from ._status import Status
 

@@ -12,6 +12,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from ._checks import check_finite, check_positive
 from ._custom_types import Key, Params
 from ._data import Dataset
 
@@ -36,6 +37,10 @@ class Gaussian(AbstractInit):
 
     std: Any = 1.0
     width_exponent: Any = 0.0
+
+    def __check_init__(self):
+        check_finite("std", self.std, nonnegative=True)
+        check_finite("width_exponent", self.width_exponent)
 
     def __call__(self, model, data, key):
         factor = model.width ** (-jnp.asarray(self.width_exponent)) if _nonzero(
@@ -67,6 +72,12 @@ class Constant(AbstractInit):
     shape: Any = None
     dense_init: Any = 0.0
 
+    def __check_init__(self):
+        check_finite("alpha", self.alpha)
+        if self.shape is not None:
+            check_positive("shape", self.shape)
+        check_finite("dense_init", self.dense_init)
+
     def __call__(self, model, data, key):
         from .models._diagonal import DiagonalNet
 
@@ -75,6 +86,11 @@ class Constant(AbstractInit):
                 f"init: Constant applies to DiagonalNet; got {type(model).__name__}"
             )
         dtype = _dtype(data)
+        if self.shape is not None and jnp.size(self.shape) not in (1, model.dim):
+            raise ValueError(
+                f"init: Constant's shape has {jnp.size(self.shape)} entries; "
+                f"DiagonalNet({model.dim}) needs a scalar or {model.dim}"
+            )
         s = jnp.ones(model.dim, dtype) if self.shape is None else jnp.broadcast_to(
             jnp.asarray(self.shape, dtype), (model.dim,)
         )
@@ -107,6 +123,10 @@ class Balanced(AbstractInit):
 
     std: Any = 1.0
     ratio: Any = 1.0
+
+    def __check_init__(self):
+        check_finite("std", self.std, nonnegative=True)
+        check_positive("ratio", self.ratio)
 
     def __call__(self, model, data, key):
         _linear_only(model, "Balanced")
@@ -150,6 +170,11 @@ class Spectral(AbstractInit):
     a0: Any = 1e-3
     b0: Any = None
 
+    def __check_init__(self):
+        check_finite("a0", self.a0)
+        if self.b0 is not None:
+            check_finite("b0", self.b0)
+
     def __call__(self, model, data, key):
         _linear_only(model, "Spectral")
         if model.depth != 2 or model.bias:
@@ -175,6 +200,10 @@ class RowSpace(AbstractInit):
     std: Any = 1.0
     width_exponent: Any = 0.0
 
+    def __check_init__(self):
+        check_finite("std", self.std, nonnegative=True)
+        check_finite("width_exponent", self.width_exponent)
+
     def __call__(self, model, data, key):
         _linear_only(model, "RowSpace")
         params = Gaussian(self.std, self.width_exponent)(model, data, key)
@@ -194,6 +223,9 @@ class Orthogonal(AbstractInit):
     """
 
     gain: Any = 1.0
+
+    def __check_init__(self):
+        check_finite("gain", self.gain)
 
     def __call__(self, model, data, key):
         dtype = _dtype(data)

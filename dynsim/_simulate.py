@@ -254,8 +254,14 @@ def _validate(model, data, init, dynamics, seeds, key, loss, chunk_size, metrics
         isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1
     ):
         raise ValueError(f"chunk_size: must be a positive integer or None; got {chunk_size!r}")
-    if not isinstance(seed_start, (int, np.integer)) or seed_start < 0:
+    if isinstance(seed_start, (bool, np.bool_)) or not isinstance(seed_start, (int, np.integer)) or seed_start < 0:
         raise ValueError(f"seed_start: must be a non-negative integer; got {seed_start!r}")
+    if seed_start + seeds > 2**32:
+        # fold_in takes the seed index as uint32: index 2**32 would repeat seed 0's stream
+        raise ValueError(
+            f"seeds: seed indices must stay below 2**32 (seed_start + seeds = "
+            f"{seed_start + seeds})"
+        )
     key = _check_key(key)
     metric_items = ()
     if metrics is not None:
@@ -281,7 +287,28 @@ def _validate(model, data, init, dynamics, seeds, key, loss, chunk_size, metrics
     bad_dtype = [s.dtype for s in jax.tree.leaves(got) if s.dtype != dtype]
     if bad_dtype:
         raise ValueError(f"init: parameters must have the data's dtype {dtype}; got {bad_dtype[0]}")
+    for name, fn in metric_items:
+        _check_metric(name, fn, got)
+    # The objective on one seed's parameters, traced abstractly: a loss that does not
+    # give one scalar per sample fails here, naming `loss`, not inside the compiled run.
+    jax.eval_shape(lambda p: loss_fn(model.apply(p, dataset.X), dataset.y), got)
     return model, dataset, loss_fn, init_fn, metric_items
+
+
+def _check_metric(name, fn, params_like) -> None:
+    """A metric must map one seed's parameters to arrays (a PyTree of them)."""
+    try:
+        out = jax.eval_shape(fn, params_like)
+    except Exception as e:  # noqa: BLE001 - report any failure of the user's metric
+        raise ValueError(
+            f"metrics: metric {name!r} failed on one seed's parameters "
+            f"{jax.tree.map(lambda s: s.shape, params_like)}: {type(e).__name__}: {e}"
+        ) from e
+    leaves = jax.tree.leaves(out)
+    if not leaves or not all(isinstance(x, jax.ShapeDtypeStruct) for x in leaves):
+        raise ValueError(
+            f"metrics: metric {name!r} must return an array or a PyTree of arrays; got {out!r}"
+        )
 
 
 def _check_devices(devices) -> tuple:

@@ -167,3 +167,10 @@ class AbstractLayeredNet(AbstractModel):
             if sigma is not None and l < len(Ws) - 1:
                 h = sigma(h)
         return h[0] if self.out_dim is None else h.T
+
+
+def _widths(hidden: Any) -> tuple:
+    """Hidden widths as a tuple; a `ValueError` naming `hidden` if not a sequence."""
+    if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__len__"):
+        raise ValueError(f"hidden: expected a sequence of widths; got {hidden!r}")
+    return tuple(hidden)

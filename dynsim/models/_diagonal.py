@@ -3,8 +3,8 @@
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
+from .._checks import check_count
 from .._custom_types import Array, Inputs, Key, Params, Predictions
 from ._base import AbstractModel, default_dtype, gaussian_like, per_layer
 
@@ -40,8 +40,7 @@ class DiagonalNet(AbstractModel):
         depth: int = 2,
         dense_scale: float = 1.0,
     ):
-        if int(dim) < 1:
-            raise ValueError(f"dim: must be a positive integer; got {dim}")
+        check_count("dim", dim)
         if parametrization not in PARAMETRIZATIONS:
             raise ValueError(
                 f"parametrization: unknown {parametrization!r}; choose one of "

@@ -3,12 +3,12 @@
 from collections.abc import Sequence
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 
+from .._checks import check_count
 from .._custom_types import Array, Inputs, Key, Params, Predictions
-from ._activations import activation_fn, homogeneity_degree
-from ._base import AbstractLayeredNet, gaussian_like, per_layer
+from ._activations import activation_fn
+from ._base import AbstractLayeredNet, _widths, gaussian_like, per_layer
 
 
 class HomogeneousNet(AbstractLayeredNet):
@@ -38,10 +38,12 @@ class HomogeneousNet(AbstractLayeredNet):
         activation: str = "relu",
         leaky_slope: float = 0.01,
     ):
-        if int(in_dim) < 1:
-            raise ValueError(f"in_dim: must be a positive integer; got {in_dim}")
-        if len(hidden) < 1 or any(int(h) < 1 for h in hidden):
-            raise ValueError(f"hidden: need at least one positive width; got {hidden}")
+        check_count("in_dim", in_dim)
+        if len(_widths(hidden)) < 1:
+            raise ValueError(f"hidden: need at least one width; got {hidden}")
+        for h in _widths(hidden):
+            check_count("hidden", h)
+        check_count("out_dim", out_dim, allow_none=True)
         if activation not in ("relu", "leaky_relu"):
             raise ValueError(
                 f"activation: HomogeneousNet needs 'relu' or 'leaky_relu'; got {activation!r}"

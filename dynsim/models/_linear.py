@@ -6,8 +6,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from .._checks import check_count
 from .._custom_types import Array, Inputs, Key, Params, Predictions
-from ._base import AbstractLayeredNet, default_dtype, gaussian_like, per_layer
+from ._base import AbstractLayeredNet, _widths, default_dtype, gaussian_like, per_layer
 
 
 class LinearNet(AbstractLayeredNet):
@@ -41,12 +42,10 @@ class LinearNet(AbstractLayeredNet):
         *,
         bias: bool = False,
     ):
-        if int(in_dim) < 1:
-            raise ValueError(f"in_dim: must be a positive integer; got {in_dim}")
-        if any(int(h) < 1 for h in hidden):
-            raise ValueError(f"hidden: widths must be positive integers; got {hidden}")
-        if out_dim is not None and int(out_dim) < 1:
-            raise ValueError(f"out_dim: must be a positive integer or None; got {out_dim}")
+        check_count("in_dim", in_dim)
+        for h in _widths(hidden):
+            check_count("hidden", h)
+        check_count("out_dim", out_dim, allow_none=True)
         self.in_dim_ = int(in_dim)
         self.hidden = tuple(int(h) for h in hidden)
         self.out_dim = None if out_dim is None else int(out_dim)

@@ -5,6 +5,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from .._checks import check_count
 from .._custom_types import Array, Inputs, Key, Params, Predictions
 from ._activations import activation_fn, check_activation, homogeneity_degree
 from ._base import AbstractModel, default_dtype, gaussian_like, per_layer
@@ -53,10 +54,8 @@ class TwoLayerNet(AbstractModel):
         scaling: str = "ntk",
         leaky_slope: float = 0.01,
     ):
-        if int(in_dim) < 1:
-            raise ValueError(f"in_dim: must be a positive integer; got {in_dim}")
-        if int(width) < 1:
-            raise ValueError(f"width: must be a positive integer; got {width}")
+        check_count("in_dim", in_dim)
+        check_count("width", width)
         check_activation(activation)
         if scaling not in SCALINGS:
             raise ValueError(f"scaling: unknown {scaling!r}; choose one of {tuple(SCALINGS)}")
