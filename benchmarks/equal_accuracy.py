@@ -59,8 +59,8 @@ def reference(path_in, path_out):
     jax.config.update("jax_enable_x64", True)
     import diffrax
 
-    from dynsim._losses import get_loss
     from dynsim._problem import Problem
+    from dynsim.losses import get_loss
 
     z = np.load(path_in)
     wl = _workload(str(z["workload"]), float(z["alpha"]))

@@ -69,8 +69,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import dynsim  # noqa: E402
-from dynsim._losses import get_loss  # noqa: E402
 from dynsim._problem import Problem  # noqa: E402
+from dynsim.losses import get_loss  # noqa: E402
 from dynsim.models import DiagonalNet, LinearNet, TwoLayerNet  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
@@ -518,7 +518,7 @@ def _block_size(text):
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a number of slots, "auto" or "all", got {text!r}')
+        raise argparse.ArgumentTypeError(f'expected a number of slots, "auto" or "all", got {text!r}') from None
 
 
 def main():

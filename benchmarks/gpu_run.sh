@@ -38,5 +38,5 @@ echo "scan_ratio: rc=$?" | tee -a "$OUT/steps.txt"
 run 80 W2_1024 --workloads W2 --alphas 1e-3,1e-1 --seeds 1024 --vmap-seeds 32
 run 60 W3_1024 --workloads W3 --seeds 1024 --vmap-seeds 16
 # The batched loop's tests on the device (float64 comparisons with the per-seed path).
-timeout 60 python -m pytest -q -x tests/test_batched_flow.py > "$OUT/tests.log" 2>&1
+timeout 60 python -m pytest -q -x tests/test_batched_loop.py > "$OUT/tests.log" 2>&1
 echo "tests: rc=$?" | tee -a "$OUT/steps.txt"

@@ -15,9 +15,8 @@ evaluations per seed and its median stop time.
 import argparse
 import json
 
-import numpy as np
-
 import gf_batched as gb
+import numpy as np
 
 
 def main():

@@ -2,10 +2,12 @@
 
 import importlib.metadata
 
+from . import analysis as analysis
 from . import data as data
 from . import init as init
 from . import losses as losses
 from . import models as models
+from . import study as study
 from ._distributed import process_seed_range as process_seed_range
 from ._distributed import simulate_local_share as simulate_local_share
 from ._dynamics import AbstractDynamics as AbstractDynamics

@@ -66,7 +66,6 @@ from ._problem import (
     tree_norm,
 )
 
-
 # Internal per-seed results (diffrax's RESULTS, restricted to what can happen here).
 _RUNNING, _EVENT, _MAX_STEPS = 0, 1, 2
 

@@ -4,7 +4,6 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 DEMO_PRESET = "diagonal_sparse"
 # (stored analysis, column header, what the column is): the headers name exactly what
@@ -38,7 +37,7 @@ def _peek_config(study: str, overrides) -> dict:
     """The raw config (with overrides), to choose the precision before building anything."""
     import tomllib
 
-    from .study._config import apply_override, key_lines, resolve_study_path, Study
+    from .study._config import Study, apply_override, key_lines, resolve_study_path
 
     path = resolve_study_path(study)
     text = path.read_text()

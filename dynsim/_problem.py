@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from ._custom_types import Array, Int, Params, Scalar
-from ._losses import AbstractLoss
+from .losses import AbstractLoss
 
 
 class Problem(eqx.Module):

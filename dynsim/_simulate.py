@@ -9,12 +9,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._data import Dataset, as_dataset
 from ._dynamics import AbstractDynamics
-from ._init import get_init
-from ._losses import get_loss
 from ._problem import Problem
 from ._result import SimulationResult
+from .data import Dataset, as_dataset
+from .init import get_init
+from .losses import get_loss
 from .models._base import AbstractModel
 
 _COMPILED: dict = {}

@@ -9,9 +9,10 @@ IPython magics and shell escapes (lines starting with `%` or `!`) are skipped.
 
 import json
 import os
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 
 @contextmanager

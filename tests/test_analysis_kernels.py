@@ -4,15 +4,12 @@ import math
 from fractions import Fraction
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.integrate
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import scipy.integrate  # noqa: E402
-
-import dynsim.analysis as da  # noqa: E402
+import dynsim.analysis as da
 
 
 def _raises_shape_error(request, name, *, checked=None):

@@ -9,15 +9,12 @@ iterative references (SLSQP, ODE integration) use the accuracy of that reference
 import itertools
 
 import jax
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.optimize
 
-jax.config.update("jax_enable_x64", True)
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import scipy.integrate  # noqa: E402
-import scipy.optimize  # noqa: E402
-
-import dynsim.analysis as da  # noqa: E402
+import dynsim.analysis as da
 
 
 def _rel(a, b):

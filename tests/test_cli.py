@@ -1,8 +1,6 @@
 """The `dynsim` command line: run, SIGINT + resume (bitwise), errors, report, demo, info."""
 
-import jax
 
-jax.config.update("jax_enable_x64", True)
 
 import os
 import signal
@@ -13,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _study_helpers import small_study, write_study
 
 import dynsim
 import dynsim.study as study
 from dynsim._cli import main
-
-from _study_helpers import small_study, write_study
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -144,7 +144,8 @@ def test_grad_learning_rate_gradient_descent(sparse):
     """d/dη of the loss after K GD steps: reverse (checkpointed) and forward mode."""
     data, model = sparse
 
-    def f(eta, adjoint=diffrax.RecursiveCheckpointAdjoint()):
+    def f(eta, adjoint=None):
+        adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
         dyn = dynsim.GradientDescent(eta, steps=300, n_save=4, adjoint=adjoint)
         r = dynsim.simulate(
             model, data, init=init.Constant(0.3), dynamics=dyn, seeds=2, key=jax.random.key(0)

@@ -83,7 +83,7 @@ def test_one_sgd_step_is_the_gd_step_in_expectation(kind, reduction):
 def test_loss_names():
     """Every accepted name is documented; 'mse' (once an alias of the *summed* loss) is
     refused with a message that points to the two squared-loss conventions."""
-    from dynsim._losses import get_loss
+    from dynsim.losses import get_loss
 
     assert get_loss("squared") == dynsim.losses.SquaredLoss()
     assert get_loss("logistic") == dynsim.losses.LogisticLoss()

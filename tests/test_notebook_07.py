@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import numpy as np
-
 from notebook_runner import run_notebook
 
 NOTEBOOK = Path(__file__).parent.parent / "notebooks" / "07_differentiable_alpha.ipynb"

@@ -15,7 +15,6 @@ import pathlib
 
 import numpy as np
 import pytest
-
 from notebook_runner import run_notebook
 
 NB = pathlib.Path(__file__).resolve().parents[1] / "notebooks"

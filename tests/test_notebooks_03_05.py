@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from notebook_runner import run_notebook
 
 NB = Path(__file__).resolve().parent.parent / "notebooks"

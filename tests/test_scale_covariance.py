@@ -22,14 +22,10 @@ min-ℓ1 at s = 1e-9, "not separable" for max-margin at c = 1e-8).
 
 import functools
 
-import jax
+import numpy as np
+import pytest
 
-jax.config.update("jax_enable_x64", True)
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-import dynsim.analysis as da  # noqa: E402
+import dynsim.analysis as da
 
 RTOL = 1e-6
 SCALES = [1e-9, 1e-6, 1e-3, 1e3, 1e6, 1e9]

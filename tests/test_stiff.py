@@ -8,19 +8,16 @@ a tolerance rtol, leaves oscillations in the stiff modes whose loss scales like 
 L-stable implicit solver (diffrax `Kvaerno5`) damps them and takes large steps.
 """
 
+import diffrax
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.integrate
 
-jax.config.update("jax_enable_x64", True)
-
-import diffrax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import scipy.integrate  # noqa: E402
-
-import dynsim  # noqa: E402
-from dynsim import Status  # noqa: E402
-from dynsim.models import DiagonalNet  # noqa: E402
+import dynsim
+from dynsim import Status
+from dynsim.models import DiagonalNet
 
 ALPHA, N, D = 10.0, 10, 20
 

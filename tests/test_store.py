@@ -1,19 +1,16 @@
 """The results store: atomic checksummed chunks, corruption detection, resume = bitwise."""
 
-import jax
 
-jax.config.update("jax_enable_x64", True)
 
 import json
 
 import numpy as np
 import pytest
+from _study_helpers import write_study
 
 import dynsim.study as study
 from dynsim.study import StoreError, load_study, run_study
 from dynsim.study._store import Store
-
-from _study_helpers import write_study
 
 
 def _identical(a, b):

@@ -1,17 +1,13 @@
 """Study files: parsing, validation errors with line numbers, overrides, round trip."""
 
 import jax
-
-jax.config.update("jax_enable_x64", True)
-
 import numpy as np
 import pytest
+from _study_helpers import small_study, write_study
 
 import dynsim.study as study
 from dynsim.study import StudyError, load_study, run_study
 from dynsim.study._config import PRESET_DIR, key_lines
-
-from _study_helpers import small_study, write_study
 
 
 def _line_of(text, needle):

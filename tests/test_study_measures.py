@@ -14,12 +14,9 @@ rtol = 1e-12 leaves a margin of 10³ over that; a changed definition (a factor 2
 normalization) is off by O(1). (Measured: the values agree bitwise.)
 """
 
-import jax
-
-jax.config.update("jax_enable_x64", True)
-
 import textwrap
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

@@ -2,11 +2,8 @@
 creates anything), in a study file (with its line) and in `--set`; a run that fails
 anyway leaves a store that a rerun or `--resume` handles in one line."""
 
-import jax
 
-jax.config.update("jax_enable_x64", True)
 
-import inspect
 import json
 import os
 import re
@@ -16,13 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _study_helpers import small_study, write_study
 
-import dynsim
 import dynsim.study as study
 from dynsim._cli import main
 from dynsim.study import _build, _schema
-
-from _study_helpers import small_study, write_study
 
 ROOT = Path(__file__).resolve().parents[1]
 GD = small_study(seeds=4, chunk=4, steps=50).split("[sweep]")[0]  # one point, no sweep
@@ -164,7 +159,7 @@ def test_schemas_cover_every_keyword():
     import dynsim.models
     from dynsim._gradient_descent import GradientDescent
     from dynsim._gradient_flow import GradientFlow
-    from dynsim._losses import _BY_NAME
+    from dynsim.losses._losses import _BY_NAME
 
     groups = [
         (_schema.MODELS, {k: getattr(dynsim.models, k) for k in _build.MODEL_KINDS}),

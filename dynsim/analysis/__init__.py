@@ -10,70 +10,143 @@ bounds, teacher–student alignment) are vectorized over seeds and return arrays
 leading seed axis; `summarize` turns such arrays into an xarray ensemble summary.
 """
 
+from ._convergence import (
+    NTKRateBound as NTKRateBound,
+)
+from ._convergence import (
+    fitted_rate as fitted_rate,
+)
+from ._convergence import (
+    ntk_rate_bound as ntk_rate_bound,
+)
+from ._convergence import (
+    time_to as time_to,
+)
 from ._implicit_bias import (
     ImplicitBiasSolution as ImplicitBiasSolution,
+)
+from ._implicit_bias import (
     implicit_bias_interpolator as implicit_bias_interpolator,
+)
+from ._implicit_bias import (
     implicit_bias_solve as implicit_bias_solve,
 )
 from ._kernels import (
     empirical_ntk as empirical_ntk,
+)
+from ._kernels import (
     kernel_interpolator as kernel_interpolator,
+)
+from ._kernels import (
     kernel_predict as kernel_predict,
+)
+from ._kernels import (
     relu_gaussian_correlation as relu_gaussian_correlation,
+)
+from ._kernels import (
     relu_ntk as relu_ntk,
 )
 from ._links import (
     DiagonalLink as DiagonalLink,
+)
+from ._links import (
     diagonal_link as diagonal_link,
+)
+from ._links import (
     link_inverse as link_inverse,
+)
+from ._links import (
     link_potential as link_potential,
+)
+from ._links import (
     q_alpha as q_alpha,
+)
+from ._links import (
     q_alpha_grad as q_alpha_grad,
 )
-from ._margin import MaxMarginResult as MaxMarginResult, max_margin as max_margin
-from ._convergence import (
-    NTKRateBound as NTKRateBound,
-    fitted_rate as fitted_rate,
-    ntk_rate_bound as ntk_rate_bound,
-    time_to as time_to,
-)
+from ._margin import MaxMarginResult as MaxMarginResult
+from ._margin import max_margin as max_margin
 from ._margins import (
     SmoothedMargin as SmoothedMargin,
+)
+from ._margins import (
     direction_error as direction_error,
+)
+from ._margins import (
     homogeneity_degree as homogeneity_degree,
+)
+from ._margins import (
     normalized_margin as normalized_margin,
+)
+from ._margins import (
     smoothed_margin as smoothed_margin,
 )
 from ._measures import (
     ConservedDrift as ConservedDrift,
+)
+from ._measures import (
     Sparsity as Sparsity,
+)
+from ._measures import (
     SupportRecovery as SupportRecovery,
+)
+from ._measures import (
     conserved_drift as conserved_drift,
+)
+from ._measures import (
     cosine as cosine,
+)
+from ._measures import (
     distance as distance,
+)
+from ._measures import (
     sparsity as sparsity,
+)
+from ._measures import (
     support_recovery as support_recovery,
+)
+from ._measures import (
     test_risk as test_risk,
 )
 from ._min_bounds import (
     MinDistanceBound as MinDistanceBound,
+)
+from ._min_bounds import (
     MinRateBound as MinRateBound,
+)
+from ._min_bounds import (
     check_min_rate_bound as check_min_rate_bound,
+)
+from ._min_bounds import (
     min_distance_bound as min_distance_bound,
+)
+from ._min_bounds import (
     min_invariant_set as min_invariant_set,
+)
+from ._min_bounds import (
     min_rate_bound as min_rate_bound,
+)
+from ._min_bounds import (
     min_rate_constant as min_rate_constant,
+)
+from ._references import (
+    min_l1_interpolator as min_l1_interpolator,
+)
+from ._references import (
+    min_l2_interpolator as min_l2_interpolator,
 )
 from ._summary import summarize as summarize
 from ._teacher import (
     JacobianSpectrum as JacobianSpectrum,
-    NeuronAlignment as NeuronAlignment,
-    jacobian_spectrum as jacobian_spectrum,
-    neuron_alignment as neuron_alignment,
 )
-from ._references import (
-    min_l1_interpolator as min_l1_interpolator,
-    min_l2_interpolator as min_l2_interpolator,
+from ._teacher import (
+    NeuronAlignment as NeuronAlignment,
+)
+from ._teacher import (
+    jacobian_spectrum as jacobian_spectrum,
+)
+from ._teacher import (
+    neuron_alignment as neuron_alignment,
 )
 
 __all__ = [

@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
+from .._gradient_flow import GradientFlow
+from ..losses import SquaredLoss
 from ._kernels import _flat_jacobian
 
 
@@ -140,8 +142,6 @@ def ntk_rate_bound(
     **Raises:** `ValueError` if the path was not saved, the loss is not the squared
     loss, or the dynamics is not gradient flow.
     """
-    from .._gradient_flow import GradientFlow
-    from .._losses import SquaredLoss
 
     if result.path is None:
         raise ValueError(

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+from ..models import DiagonalNet, HomogeneousNet, LinearNet, TwoLayerNet
+from ..models._activations import homogeneity_degree as act_degree
 from ._measures import _flat, _match_reference, _predictors
 
 
@@ -27,8 +29,6 @@ def homogeneity_degree(model) -> int:
 
     **Raises:** `ValueError` for models that are not homogeneous.
     """
-    from ..models import DiagonalNet, HomogeneousNet, LinearNet, TwoLayerNet
-    from ..models._activations import homogeneity_degree as act_degree
 
     if isinstance(model, HomogeneousNet):
         return int(model.degree)

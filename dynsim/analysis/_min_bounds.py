@@ -29,12 +29,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
+from ..models import LinearNet
 from ._references import pinv_solve
 
 
 def _setup(result):
-    from ..models import LinearNet
-
     model = result.model
     if not isinstance(model, LinearNet) or model.depth != 2 or model.bias:
         raise ValueError(

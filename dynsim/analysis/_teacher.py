@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
+from ..models import TwoLayerNet
 from ._kernels import _flat_jacobian
 
 
@@ -58,7 +59,6 @@ def neuron_alignment(
 
     **Returns:** a [`NeuronAlignment`][].
     """
-    from ..models import TwoLayerNet
 
     model = result.model
     if not isinstance(model, TwoLayerNet):

@@ -1,8 +1,8 @@
 """Losses. Convention: `reduction="sum"` (default) gives L = ½‖f(X) − y‖² etc."""
 
-from .._losses import AbstractLoss as AbstractLoss
-from .._losses import CustomLoss as CustomLoss
-from .._losses import ExponentialLoss as ExponentialLoss
-from .._losses import LogisticLoss as LogisticLoss
-from .._losses import SquaredLoss as SquaredLoss
-from .._losses import get_loss as get_loss
+from ._losses import AbstractLoss as AbstractLoss
+from ._losses import CustomLoss as CustomLoss
+from ._losses import ExponentialLoss as ExponentialLoss
+from ._losses import LogisticLoss as LogisticLoss
+from ._losses import SquaredLoss as SquaredLoss
+from ._losses import get_loss as get_loss

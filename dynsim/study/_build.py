@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._data import Dataset
+from ..data import Dataset
 from ._config import Study, run_options
 from ._schema import DATA, DYNAMICS, INITS, LOSSES, MODELS, check_fields
 
@@ -110,7 +110,7 @@ def build_point(st: Study, cfg: dict, *, dry_run: bool = False) -> Point:
     """Build (and so validate) every object of one resolved sweep point."""
     from .. import data as data_mod
     from .. import init as init_mod
-    from .._losses import _BY_NAME
+    from ..losses._losses import _BY_NAME
     from ._analyses import check_analysis
 
     opts = run_options(cfg)

@@ -12,7 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._custom_types import Array, ArrayLike, Float, Key
+from .._custom_types import Array, ArrayLike, Float, Key
+from ..models._base import AbstractModel
 
 
 class Dataset(eqx.Module):
@@ -156,7 +157,6 @@ def teacher_student(
     `teacher_params` default: the teacher's Gaussian init with `teacher_std`.
     `info["teacher"]`, `info["teacher_params"]`.
     """
-    from .models._base import AbstractModel
 
     if not isinstance(teacher, AbstractModel):
         raise ValueError(f"teacher: expected a dynsim model; got {type(teacher).__name__}")
@@ -235,7 +235,7 @@ def pairwise_independent(
     if d < 2:
         raise ValueError(f"d: pairwise linear independence needs d >= 2; got {d}")
     bound = float(np.cos(min_angle))
-    for attempt in range(100):
+    for _ in range(100):
         kx, ky, key = jax.random.split(key, 3)
         Xall = jax.random.normal(kx, (n + n_test, d), _float())
         Xall = Xall / jnp.linalg.norm(Xall, axis=1, keepdims=True)

@@ -4,12 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import trees_equal
 
 import dynsim
 from dynsim import _simulate
 from dynsim.models import DiagonalNet, LinearNet
-
-from helpers import trees_equal
 
 
 @pytest.fixture(scope="module")

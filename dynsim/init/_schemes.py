@@ -12,9 +12,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._checks import check_finite, check_positive
-from ._custom_types import Key, Params
-from ._data import Dataset
+from .._checks import check_finite, check_positive
+from .._custom_types import Key, Params
+from ..data._datasets import Dataset
+from ..models._diagonal import DiagonalNet
+from ..models._linear import LinearNet
 
 
 class AbstractInit(eqx.Module):
@@ -79,7 +81,6 @@ class Constant(AbstractInit):
         check_finite("dense_init", self.dense_init)
 
     def __call__(self, model, data, key):
-        from .models._diagonal import DiagonalNet
 
         if not isinstance(model, DiagonalNet):
             raise ValueError(
@@ -104,7 +105,6 @@ class Constant(AbstractInit):
 
 
 def _linear_only(model, name):
-    from .models._linear import LinearNet
 
     if not isinstance(model, LinearNet):
         raise ValueError(f"init: {name} applies to LinearNet; got {type(model).__name__}")

@@ -24,7 +24,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._custom_types import Predictions, Scalar, Targets
+from .._custom_types import Predictions, Scalar, Targets
 
 REDUCTIONS = ("sum", "mean")
 

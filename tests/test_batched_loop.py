@@ -1,18 +1,15 @@
 """The batched gradient-flow loop against the per-seed diffrax path (float64)."""
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-import dynsim  # noqa: E402
-from dynsim import Status  # noqa: E402
-from dynsim._losses import get_loss  # noqa: E402
-from dynsim._problem import Problem  # noqa: E402
-from dynsim.models import DiagonalNet, LinearNet, TwoLayerNet  # noqa: E402
+import dynsim
+from dynsim import Status
+from dynsim._problem import Problem
+from dynsim.losses import get_loss
+from dynsim.models import DiagonalNet, LinearNet, TwoLayerNet
 
 TOL = dict(rtol=1e-10, atol=1e-12)
 
@@ -61,7 +58,7 @@ def test_diagonal_net_log_time():
 def test_two_layer_with_biases_end_and_max_steps():
     """A smooth activation: ReLU kinks make the accepted-step sequence depend on the last
     bits of the batched vs per-seed matmuls, so step-for-step equality is not expected
-    there (tests/test_core_conservation.py covers ReLU)."""
+    there (tests/test_conservation.py covers ReLU)."""
     key = jax.random.key(2)
     data = dynsim.data.teacher_student(key, 12, TwoLayerNet(5, 2))
     model = TwoLayerNet(5, 6, "tanh", bias=True, output_bias=True)
