@@ -39,8 +39,11 @@ def activation_fn(name: str, leaky_slope: float = 0.01) -> Callable:
     raise ValueError(f"activation: unknown activation {name!r}; choose one of {ACTIVATIONS}")
 
 
-def homogeneity_degree(name: str) -> int | None:
-    """k with σ(cz) = cᵏσ(z) for c > 0 (so σ′(z)z = kσ(z)), or None."""
+def activation_degree(name: str) -> int | None:
+    """k with σ(cz) = cᵏσ(z) for c > 0 (so σ′(z)z = kσ(z)), or None.
+
+    The activation's degree; the model's is `homogeneity_degree` (`_homogeneity.py`).
+    """
     return {"relu": 1, "leaky_relu": 1, "linear": 1, "quadratic": 2}.get(name)
 
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from .._checks import check_count
 from .._custom_types import Array, Inputs, Key, Params, Predictions
-from ._activations import activation_fn, check_activation, homogeneity_degree
+from ._activations import activation_degree, activation_fn, check_activation
 from ._base import AbstractModel, default_dtype, gaussian_like, per_layer
 
 SCALINGS = {"ntk": -0.5, "mean-field": -1.0, "standard": 0.0}
@@ -125,7 +125,7 @@ class TwoLayerNet(AbstractModel):
         return self.scale * (a @ sigma(self._hidden_t(params, X))) + c
 
     def conserved(self, params: Params) -> dict[str, Array]:
-        k = homogeneity_degree(self.activation)
+        k = activation_degree(self.activation)
         if k is None or not self.train_outer:
             return {}
         incoming = jnp.sum(params["w"] ** 2, axis=1)

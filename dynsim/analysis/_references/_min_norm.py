@@ -161,7 +161,7 @@ def min_l1_interpolator(
     result scale covariant, β(c·X, s·y; s·ε) = (s/c)·β(X, y; ε). The
     vertex returned is then polished: on its support S (and active rows) the
     equality system is re-solved by least squares in float64 so that the
-    interpolation residual is at rounding level (~1e-13·‖y‖). When the min-ℓ1
+    interpolation residual is at rounding level. When the min-ℓ1
     solution is not unique, one optimal vertex is returned.
 
     **Arguments:**

@@ -20,9 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from ...models._diagonal import PARAMETRIZATIONS
 from ._validation import as_positive_scalar, as_vector
-
-PARAMETRIZATIONS = ("uu-vv", "uv", "depth", "uu-vv+w")
 
 
 class DiagonalLink(NamedTuple):

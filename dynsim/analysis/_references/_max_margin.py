@@ -6,7 +6,7 @@ import numpy as np
 import scipy.optimize
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from ._references import pow2_scale
+from ._min_norm import pow2_scale
 from ._validation import as_matrix, as_targets, to_jax
 
 

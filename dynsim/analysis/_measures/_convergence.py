@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
-from .._gradient_flow import GradientFlow
-from ..losses import SquaredLoss
-from ._kernels import _flat_jacobian
+from ...dynamics import GradientFlow
+from ...losses import SquaredLoss
+from .._references._kernels import _flat_jacobian
 
 
 def _effective_times(result) -> np.ndarray:
@@ -112,8 +112,9 @@ def ntk_rate_bound(
 ) -> NTKRateBound:
     r"""Check the a-posteriori rate ‖r(t)‖² ≤ exp(−2∫₀ᵗ λ_min K(s) ds) ‖r(0)‖² per seed.
 
-    Convention (BRIEF §0): squared loss, r = f(X) − y (flattened sample-major),
-    J = ∂r/∂θ, K = JJᵀ (the empirical NTK). With `reduction="sum"`, L = ½‖r‖² and GF
+    Convention: squared loss, r = f(X) − y (flattened sample-major), J = ∂r/∂θ,
+    K = JJᵀ (the empirical NTK), as in the NTK analysis of Du, Zhai, Póczos & Singh
+    (2019), whose argument this checks along the saved path. With `reduction="sum"`, L = ½‖r‖² and GF
     θ̇ = −Jᵀr gives ṙ = −Kr, so d‖r‖²/dt = −2rᵀKr ≤ −2λ_min(K)‖r‖² and Grönwall gives the
     bound. With `reduction="mean"`, L = ‖r‖²/(2n), ṙ = −(K/n)r: K is replaced by K/n.
 

@@ -1,6 +1,6 @@
 r"""Min, Tarmoun, Vidal & Mallada (ICML 2021): shallow linear networks f(X) = XUVᵀ.
 
-Notation (BRIEF §1): X ∈ ℝ^{n×d} of rank r, Y ∈ ℝ^{n×m}, f(U, V) = ½‖XUVᵀ − Y‖_F²,
+Notation (theirs): X ∈ ℝ^{n×d} of rank r, Y ∈ ℝ^{n×m}, f(U, V) = ½‖XUVᵀ − Y‖_F²,
 U ∈ ℝ^{d×h}, V ∈ ℝ^{m×h}. In dynsim this is `LinearNet(d, [h], m)` (no biases) with
 W_1 = Uᵀ and W_2 = V (m = 1 for scalar outputs). Φ₁ ∈ ℝ^{d×r} is an orthonormal basis of
 row(X), Φ₂ ∈ ℝ^{d×(d−r)} one of ker(X); U₁ = Φ₁ᵀU, U₂ = Φ₂ᵀU; λ_1 ≥ … ≥ λ_r > 0 are the
@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
-from ..models import LinearNet
-from ._references import pinv_solve
+from ...models import LinearNet
+from .._references._min_norm import pinv_solve
 
 
 def _setup(result):

@@ -1,7 +1,7 @@
 """Teacher–student measures: neuron alignment and the spectrum of the Jacobian.
 
-Zhou, Ge & Jin (2021): once the loss is small every student neuron converges to some
-teacher neuron (BRIEF §5). A neuron of `TwoLayerNet` is w̃_j = (w_j, b_j) (b_j only with
+Zhou, Ge & Jin (COLT 2021): once the loss is small every student neuron converges to some
+teacher neuron. A neuron of `TwoLayerNet` is w̃_j = (w_j, b_j) (b_j only with
 `bias=True`); alignment is measured by cosines of w̃.
 """
 
@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from ..models import TwoLayerNet
-from ._kernels import _flat_jacobian
+from ...models import TwoLayerNet
+from .._references._kernels import _flat_jacobian
 
 
 class NeuronAlignment(NamedTuple):

@@ -1,14 +1,14 @@
-"""Per-seed measures of a `SimulationResult`: distances, sparsity, risk, conservation.
+"""Per-seed measures of the end-to-end predictor p_s = `model.predictor(θ_s)` of a result.
 
-Every function takes a result with S seeds and returns arrays with a leading seed axis
-(S, ...), computed with `jax.vmap` over seeds (or numpy broadcasting); nothing loops
-over seeds in Python.
+Distance and cosine to a reference predictor, support recovery and sparsity. Every
+function takes a result with S seeds and returns arrays with a leading seed axis
+(S, ...), computed with array operations over the seed axis; nothing loops over seeds
+in Python.
 """
 
 from collections.abc import Sequence
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
@@ -171,72 +171,3 @@ def sparsity(result, *, threshold: float = 1e-3) -> Sparsity:
     ratio = jnp.where(l2 > 0, l1 / jnp.where(l2 > 0, l2, 1.0), jnp.nan)
     size = jnp.sum(mag > threshold * jnp.max(mag, axis=1, keepdims=True), axis=1)
     return Sparsity(ratio, ratio**2, size)
-
-
-def test_risk(result, params=None) -> Float[Array, " S"]:
-    """Held-out risk per seed: (1/n_test) Σ_i ℓ(f(θ_s; x_i), y_i) on `data.X_test, y_test`.
-
-    ℓ is `result.loss_fn.per_sample` (for the squared loss ½‖f(x) − y‖²), so the value is
-    a mean per sample whatever the loss's `reduction`. `params` (leaves (S, ...))
-    defaults to the final parameters.
-    """
-    data = result.data
-    if data is None or data.X_test is None:
-        raise ValueError("result: the data set has no test split (X_test, y_test)")
-    params = result.params if params is None else params
-    X, y = jnp.asarray(data.X_test), jnp.asarray(data.y_test)
-
-    def one(p):
-        return jnp.mean(result.loss_fn.per_sample(result.model.apply(p, X), y))
-
-    return jax.vmap(one)(params)
-
-
-test_risk.__test__ = False  # not a pytest test
-
-
-class ConservedDrift(NamedTuple):
-    """Result of [`conserved_drift`][].
-
-    - `final`: (S,) max_q max|C_q(θ_T) − C_q(θ_0)| / scale.
-    - `path`: (S, T) the same at every save time (if `result.conserved` was saved), else None.
-    - `scale`: (S,) max_q max|C_q(θ_0)| (or max|θ_0|² when all C_q(θ_0) vanish).
-    """
-
-    final: Float[Array, " S"]
-    path: Float[Array, "S T"] | None
-    scale: Float[Array, " S"]
-
-
-def conserved_drift(result) -> ConservedDrift:
-    """Relative drift of the model's conserved quantities: a numerical-integrity certificate.
-
-    For gradient flow every C_q = `model.conserved(θ)` is exactly constant, so the drift
-    measures the integration error (≈ solver rtol); under gradient descent it is O(η²)
-    per step (BRIEF §0). The scale is common to all quantities of a seed so that
-    quantities that start at zero (balanced inits) do not divide by zero.
-    """
-    model = result.model
-    c0 = jax.vmap(model.conserved)(result.params0)
-    if not c0:
-        raise ValueError(f"result: {type(model).__name__} has no conserved quantities")
-    cT = jax.vmap(model.conserved)(result.params)
-
-    def seedmax(x):
-        return jnp.max(jnp.abs(x).reshape(x.shape[0], -1), axis=1)
-
-    scale = jnp.max(jnp.stack([seedmax(c) for c in jax.tree.leaves(c0)]), axis=0)
-    theta = jnp.max(jnp.stack([seedmax(p) ** 2 for p in jax.tree.leaves(result.params0)]), axis=0)
-    scale = jnp.where(scale > 0, scale, jnp.maximum(theta, _TINY))
-    final = jnp.max(
-        jnp.stack([seedmax(b - a) for a, b in zip(jax.tree.leaves(c0), jax.tree.leaves(cT))]),
-        axis=0,
-    ) / scale
-    path = None
-    if result.conserved is not None:
-        drifts = []
-        for a, b in zip(jax.tree.leaves(c0), jax.tree.leaves(result.conserved)):
-            diff = jnp.abs(jnp.asarray(b) - a[:, None])
-            drifts.append(jnp.max(diff.reshape(diff.shape[0], diff.shape[1], -1), axis=2))
-        path = jnp.max(jnp.stack(drifts), axis=0) / scale[:, None]
-    return ConservedDrift(final, path, scale)

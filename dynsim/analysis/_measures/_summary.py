@@ -1,5 +1,6 @@
 """Ensemble summaries over seeds: mean, spread, quantiles and a bootstrap CI, as xarray."""
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,7 +42,7 @@ def summarize(
     `quantiles` (extra dimension `quantile`), `ci_low`, `ci_high`, `count`, `excluded`,
     over the remaining dimensions of `values`.
     """
-    import xarray as xr
+    import xarray as xr  # deferred: `import dynsim` does not load xarray and pandas
 
     if isinstance(values, xr.DataArray):
         if dim not in values.dims:
@@ -132,8 +133,6 @@ class _quiet:
     """Silence numpy's all-NaN-slice warnings inside `summarize`."""
 
     def __enter__(self):
-        import warnings
-
         self._ctx = warnings.catch_warnings()
         self._ctx.__enter__()
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -13,38 +13,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ..models import DiagonalNet, HomogeneousNet, LinearNet, TwoLayerNet
-from ..models._activations import homogeneity_degree as act_degree
-from ._measures import _flat, _match_reference, _predictors
-
-
-def homogeneity_degree(model) -> int:
-    """Degree L of positive homogeneity of `model` in its parameters.
-
-    `HomogeneousNet`: `degree` (its depth). `LinearNet` without biases: depth (1 for a
-    linear model). `TwoLayerNet` with a k-homogeneous activation (relu, leaky relu,
-    linear: k = 1; quadratic: k = 2) and no output bias: k + 1 (hidden biases are
-    parameters, so a σ(wᵀx + b) stays homogeneous). `DiagonalNet`: 2 (`"uu-vv"`, `"uv"`)
-    or D (`"depth"`).
-
-    **Raises:** `ValueError` for models that are not homogeneous.
-    """
-
-    if isinstance(model, HomogeneousNet):
-        return int(model.degree)
-    if isinstance(model, LinearNet) and not model.bias:
-        return int(model.depth)
-    if isinstance(model, TwoLayerNet) and not model.output_bias and model.train_outer:
-        k = act_degree(model.activation)
-        if k is not None:
-            return k + 1
-    if isinstance(model, DiagonalNet) and model.parametrization in ("uu-vv", "uv", "depth"):
-        return 2 if model.parametrization != "depth" else int(model.depth)
-    raise ValueError(f"model: {model!r} is not positively homogeneous in its parameters")
-
-
-def _param_norm(params) -> Array:
-    return jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree.leaves(params)))
+from ..._problem import tree_norm
+from ...models import homogeneity_degree
+from ._predictor import _flat, _match_reference, _predictors
 
 
 def _labels(result) -> Array:
@@ -67,7 +38,7 @@ def normalized_margin(
     params = result.params if params is None else params
 
     def one(p):
-        return jnp.min(y * result.model.apply(p, X)) / _param_norm(p) ** L
+        return jnp.min(y * result.model.apply(p, X)) / tree_norm(p) ** L
 
     return jax.vmap(one)(params)
 
@@ -84,7 +55,7 @@ def smoothed_margin(result, *, degree: int | None = None) -> SmoothedMargin:
 
     L(θ) is the *summed* training loss Σ_i ℓ(y_i f(x_i)) (a `reduction="mean"` loss is
     multiplied back by n). γ̃ ≤ γ for the exponential loss, and γ̃ is non-decreasing
-    along GF once L < 1 ([M] in BRIEF §6). Along the path only if `result.path` was
+    along GF once L < 1 (Lyu & Li 2020). Along the path only if `result.path` was
     saved (`save_params=True`); it uses the saved loss values.
     """
     Ldeg = homogeneity_degree(result.model) if degree is None else int(degree)
@@ -93,12 +64,12 @@ def smoothed_margin(result, *, degree: int | None = None) -> SmoothedMargin:
 
     def one(p):
         loss = result.loss_fn(result.model.apply(p, X), y) * factor
-        return -jnp.log(loss) / _param_norm(p) ** Ldeg
+        return -jnp.log(loss) / tree_norm(p) ** Ldeg
 
     final = jax.vmap(one)(result.params)
     path = None
     if result.path is not None:
-        norms = jax.vmap(jax.vmap(_param_norm))(result.path)
+        norms = jax.vmap(jax.vmap(tree_norm))(result.path)
         path = -jnp.log(jnp.asarray(result.loss) * factor) / norms**Ldeg
     return SmoothedMargin(final, path)
 
