@@ -3,7 +3,20 @@
 import argparse
 import os
 import sys
+import tempfile
 import time
+import tomllib
+
+import jax
+
+from ._progress import Progress
+from .study import load_study, run_study
+from .study._config import PRESET_DIR, parse_study, run_options
+from .study._errors import StoreError, StudyError
+from .study._interrupt import Interrupts, busy
+from .study._report import point_summaries, report, summary_table
+from .study._runner import versions
+from .study._store import Store
 
 DEMO_PRESET = "diagonal_sparse"
 # (stored analysis, column header, what the column is): the headers name exactly what
@@ -26,38 +39,23 @@ DEMO_COLUMNS = (
 
 def _enable_precision(study_config: dict | None) -> None:
     """The CLI is an application: it sets JAX's x64 mode for float64 studies."""
-    import jax
-
     precision = (study_config or {}).get("run", {}).get("precision", "float64")
     if precision == "float64":
         jax.config.update("jax_enable_x64", True)
 
 
 def _peek_config(study: str, overrides) -> dict:
-    """The raw config (with overrides), to choose the precision before building anything."""
-    import tomllib
-
-    from .study._config import Study, apply_override, key_lines, resolve_study_path
-
-    path = resolve_study_path(study)
-    text = path.read_text()
+    """The raw config (with overrides), to choose the precision before building anything;
+    {} if the file is not valid TOML (`load_study` then reports where)."""
     try:
-        cfg = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        return {}
-    st = Study(cfg, text, str(path), key_lines(text), tuple(overrides))
-    for item in overrides:
-        apply_override(st, item)
-    return st.config
+        return parse_study(study, overrides).config
+    except StudyError as e:
+        if e.field == "toml":
+            return {}
+        raise
 
 
 def cmd_run(args) -> int:
-    from ._progress import Progress
-    from .study import StoreError, StudyError, load_study, run_study
-    from .study._config import run_options
-    from .study._interrupt import Interrupts
-    from .study._store import Store
-
     # SIGINT is deferred from here on (validation builds every point with JAX, too):
     # see dynsim/study/_interrupt.py
     with Interrupts() as guard:
@@ -97,8 +95,6 @@ def _note(message: str) -> None:
 
 def _report_failure(out, error: Exception) -> None:
     """One line on a run that failed: the error, where its traceback is, what next."""
-    from .study._store import Store
-
     store = Store(out)
     if not store.exists():  # failed before the store was written: nothing to point to
         raise error
@@ -111,15 +107,11 @@ def _report_failure(out, error: Exception) -> None:
 
 
 def _print_summary(out) -> None:
-    from .study._report import point_summaries, summary_table
-
     m, rows = point_summaries(out)
     print(summary_table(m, rows))
 
 
 def cmd_report(args) -> int:
-    from .study._report import report
-
     files = report(args.dir, args.out)
     if not args.quiet:
         for f in files:
@@ -128,10 +120,6 @@ def cmd_report(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    import tomllib
-
-    from .study._config import PRESET_DIR
-
     for f in sorted(PRESET_DIR.glob("*.toml")):
         cfg = tomllib.loads(f.read_text())
         print(f"{f.stem:28s} {cfg.get('description', '')}")
@@ -139,11 +127,6 @@ def cmd_presets(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    import tempfile
-
-    from .study import load_study, run_study
-    from .study._report import point_summaries
-
     overrides = [] if args.seeds is None else [f"run.seeds={args.seeds}"]
     if args.seeds is not None:
         overrides.append(f"run.chunk_size={max(1, min(125, args.seeds))}")
@@ -189,10 +172,6 @@ def cmd_demo(args) -> int:
 
 
 def cmd_info(args) -> int:
-    import jax
-
-    from .study._runner import versions
-
     if args.x64:
         jax.config.update("jax_enable_x64", True)
     for k, v in versions().items():
@@ -208,9 +187,6 @@ def cmd_info(args) -> int:
 
 def cmd_validate(args) -> int:
     _enable_precision(_peek_config(args.study, args.set))
-    from .study import load_study
-    from .study._interrupt import Interrupts
-
     with Interrupts() as guard:  # the dry run builds every point with JAX
         st = load_study(args.study, args.set)
         guard.check()
@@ -259,9 +235,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .study._config import StudyError
-    from .study._store import StoreError
-
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
@@ -269,8 +242,6 @@ def main(argv=None) -> int:
         print(f"dynsim: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        from .study._interrupt import busy
-
         if args.command == "run":
             print(f"\ndynsim: interrupted; finished chunks are saved. Continue with "
                   f"`dynsim run --resume --out {args.out}`", file=sys.stderr)

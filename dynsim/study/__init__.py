@@ -4,10 +4,10 @@
 """
 
 from ._config import Study as Study
-from ._config import StudyError as StudyError
-from ._config import load_study as load_study
+from ._errors import StoreError as StoreError
+from ._errors import StudyError as StudyError
+from ._load import load_study as load_study
 from ._runner import run_study as run_study
-from ._store import StoreError as StoreError
 from ._store import load as load
 
 __all__ = ["Study", "StudyError", "StoreError", "load", "load_study", "run_study"]

@@ -37,10 +37,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import analysis
+from .._status import STATUS_NAMES
+from ..models import DiagonalNet
+
 ANALYSES = (
     "final_loss", "status", "conserved_drift", "dist_min_l2", "dist_min_l1",
     "dist_implicit_bias", "dist_max_margin", "normalized_margin", "test_risk", "test_error",
 )
+DEFAULT_ANALYSES = ("final_loss", "status")  # a study without `analyses`
 RENAMED = {
     "margin": "normalized_margin (= dynsim.analysis.normalized_margin, min_i y_i f(x_i)/‖θ‖^L)",
 }
@@ -64,9 +69,6 @@ def _predictor_shape(model, dtype) -> tuple | None:
 
 def check_analysis(name: str, model, data, loss, init) -> str | None:
     """Why `name` cannot run on this point, or None."""
-    from .. import analysis
-    from ..models import DiagonalNet
-
     if name in _REFERENCE_SOLVERS and not hasattr(analysis, _REFERENCE_SOLVERS[name]):
         return "its reference solver is not available in dynsim.analysis"
     dtype = jnp.result_type(data.X)
@@ -115,8 +117,6 @@ class Analyzer:
 
     def _ref(self, name):
         if name not in self._refs:
-            from .. import analysis
-
             X, y = self._training_data()
             if name == "dist_min_l2":
                 r = analysis.min_l2_interpolator(X, y)
@@ -130,8 +130,6 @@ class Analyzer:
 
     def _implicit(self, params0: dict) -> np.ndarray:
         """(S, d) implicit-bias interpolators, one per seed's initialization."""
-        from .. import analysis
-
         model = self.point.model
         X, y = self._training_data()
         p0 = {k: np.asarray(v, np.float64) for k, v in params0.items()}
@@ -151,8 +149,6 @@ class Analyzer:
 
     def __call__(self, result) -> dict[str, np.ndarray]:
         """Per-seed variables of one chunk's `SimulationResult`."""
-        from .. import analysis
-
         res: dict[str, np.ndarray] = {}
         for name in self.names:
             if name == "final_loss":
@@ -194,11 +190,12 @@ def test_error(result) -> np.ndarray:
 test_error.__test__ = False  # not a pytest test
 
 
-def summarize(name: str, ds) -> dict[str, Any]:
-    """Summary numbers of analysis `name` on one point's dataset."""
+def summarize_measure(name: str, ds) -> dict[str, Any]:
+    """Summary numbers of analysis `name` on one point's dataset: the counts of each status
+    for `"status"`, else the number of finite values and their 5/25/50/75/95% quantiles
+    (for the ensemble summary of an array, with a bootstrap CI, see
+    `dynsim.analysis.summarize`)."""
     if name == "status":
-        from .._status import STATUS_NAMES
-
         codes = np.asarray(ds["status"])
         return {STATUS_NAMES[c]: int(np.sum(codes == c)) for c in STATUS_NAMES}
     if name not in ds:

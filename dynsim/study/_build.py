@@ -5,12 +5,21 @@ import functools
 import inspect
 from typing import Any
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
+from .. import data as data_mod
+from .. import init as init_mod
+from .. import models
 from ..data import Dataset
+from ..dynamics import GradientDescent, GradientFlow
+from ..losses._losses import _BY_NAME
+from ._analyses import DEFAULT_ANALYSES, check_analysis
 from ._config import Study, run_options
+from ._errors import StudyError
 from ._schema import DATA, DYNAMICS, INITS, LOSSES, MODELS, check_fields
 
 MODEL_KINDS = ("LinearNet", "DiagonalNet", "TwoLayerNet", "HomogeneousNet")
@@ -44,8 +53,6 @@ def _where(st: Study, field: str) -> str | None:
 
 
 def _err(st: Study, field: str, message: str):
-    from ._config import StudyError
-
     return StudyError(field, message, _where(st, field))
 
 
@@ -92,8 +99,6 @@ def _pop_name(st: Study, cfg: dict, section: str, key: str, choices) -> tuple[st
 
 
 def build_model(st: Study, spec: dict, section: str = "model"):
-    from .. import models
-
     name, kwargs = _pop_name(st, {section: spec}, section, "kind", MODEL_KINDS)
     fn = getattr(models, name)
     return _call(st, section, fn, (), _checked(st, section, fn, kwargs, name, MODELS[name]), name)
@@ -108,11 +113,6 @@ def _floats_to_arrays(kwargs: dict, dtype) -> dict:
 
 def build_point(st: Study, cfg: dict, *, dry_run: bool = False) -> Point:
     """Build (and so validate) every object of one resolved sweep point."""
-    from .. import data as data_mod
-    from .. import init as init_mod
-    from ..losses._losses import _BY_NAME
-    from ._analyses import check_analysis
-
     opts = run_options(cfg)
     dtype = jnp.float32 if opts["precision"] == "float32" else jnp.float64
     if dtype == jnp.float64 and not jax.config.jax_enable_x64:
@@ -157,12 +157,13 @@ def build_point(st: Study, cfg: dict, *, dry_run: bool = False) -> Point:
 
     dynamics = build_dynamics(st, cfg, dtype)
 
-    analyses = tuple(cfg.get("analyses", ("final_loss", "status")))
+    analyses = tuple(cfg.get("analyses", DEFAULT_ANALYSES))
     for a in analyses:
         problem = check_analysis(a, model, dataset, loss, init)
         if problem:
             raise _err(st, "analyses", f"{a}: {problem}")
     # check that the initializer runs and fits the model (shapes, dtypes), cheaply
+    # deferred only while dynsim/_simulate.py moves into dynsim/dynamics (another change)
     from .._simulate import _validate
 
     try:
@@ -179,8 +180,6 @@ def build_point(st: Study, cfg: dict, *, dry_run: bool = False) -> Point:
 def ode_solvers() -> dict:
     """diffrax's ODE solvers that build without arguments, by name: the values of
     `dynamics.solver` (SDE solvers and solvers of several terms are not ODE solvers)."""
-    import diffrax
-
     out = {}
     for name in dir(diffrax):
         cls = getattr(diffrax, name)
@@ -196,11 +195,6 @@ def ode_solvers() -> dict:
 
 
 def build_dynamics(st: Study, cfg: dict, dtype):
-    import optax
-
-    from .._gradient_descent import GradientDescent
-    from .._gradient_flow import GradientFlow
-
     kind, kw = _pop_name(st, cfg, "dynamics", "kind", DYNAMICS_KINDS)
     if kind == "gradient_flow":
         kw = _checked(st, "dynamics", GradientFlow, kw, kind, DYNAMICS[kind])

@@ -1,12 +1,12 @@
-"""Study files: TOML parsing, `--set` overrides, schema validation with file line numbers.
+"""Study files: TOML parsing, `--set` overrides, the structure of a study, line numbers.
 
 A study file has top-level keys `name`, `description`, `analyses` and the tables
 `[model]`, `[data]`, `[init]`, `[loss]`, `[dynamics]`, `[run]`, `[sweep]`. Structure
-(unknown keys, types, enumerations) is checked here; the fields of the sections are
-checked when every sweep point is built (`_build.py`), before anything runs: first the
-type and range of each value (`_schema.py`), then what only the constructors can judge
-(e.g. `k <= d`). Every error is a `StudyError` naming the field and where it was given:
-its file line, `--set KEY`, or the sweep line.
+(unknown keys, types, enumerations) is checked here (`check_structure`); the fields of
+the sections are checked when every sweep point is built (`_build.py`; `_load.py` does
+both before anything runs): first the type and range of each value (`_schema.py`), then
+what only the constructors can judge (e.g. `k <= d`). Every error is a `StudyError`
+naming the field and where it was given: its file line, `--set KEY`, or the sweep line.
 """
 
 import copy
@@ -17,21 +17,15 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from ._analyses import ANALYSES, DEFAULT_ANALYSES, RENAMED
+from ._errors import StudyError
+from ._schema import RUN, check_fields
+
 PRESET_DIR = Path(__file__).parent / "presets"
 
 SECTIONS = ("model", "data", "init", "loss", "dynamics", "run", "sweep")
 TOP_KEYS = ("name", "description", "analyses")
 SWEEPABLE = ("model", "data", "init", "loss", "dynamics")
-
-
-class StudyError(ValueError):
-    """An invalid study: the message names the field and, when known, the file line."""
-
-    def __init__(self, field: str, message: str, location: str | None = None):
-        self.field = field
-        self.location = location
-        where = f"{location}: " if location else ""
-        super().__init__(f"{where}{field}: {message}")
 
 
 @dataclasses.dataclass
@@ -152,9 +146,10 @@ def resolve_study_path(study: str) -> Path:
     raise StudyError("study", f"no file {study!r} and no preset of that name (presets: {names})")
 
 
-def load_study(study: str | Path, overrides: list[str] | tuple = (), *, source: str | None = None,
-               path: str | None = None) -> Study:
-    """Parse and validate a study file (or preset name), applying `--set` overrides."""
+def parse_study(study: str | Path, overrides: list[str] | tuple = (), *,
+                source: str | None = None, path: str | None = None) -> Study:
+    """Parse a study file (or preset name, or `source` text) and apply `--set` overrides;
+    nothing is checked beyond TOML syntax and the overrides themselves."""
     if source is None:
         p = resolve_study_path(str(study))
         source = p.read_text()
@@ -168,7 +163,6 @@ def load_study(study: str | Path, overrides: list[str] | tuple = (), *, source: 
                overrides=tuple(overrides))
     for item in overrides:
         apply_override(st, item)
-    validate(st)
     return st
 
 
@@ -210,8 +204,8 @@ def apply_override(st: Study, item: str) -> None:
 # ---------------------------------------------------------------- validation
 
 
-def validate(st: Study) -> None:
-    """Check the structure of the whole study, then build every point (dry run)."""
+def check_structure(st: Study) -> None:
+    """Check the structure of the whole study: keys, tables, `[run]`, `[sweep]`, analyses."""
     cfg = st.config
     for key in cfg:
         if key not in TOP_KEYS and key not in SECTIONS:
@@ -227,8 +221,6 @@ def validate(st: Study) -> None:
             raise st.error(sec, f"missing required table [{sec}]")
     _validate_run(st)
     _validate_sweep(st)
-    from ._analyses import ANALYSES, RENAMED
-
     analyses = cfg.get("analyses", list(DEFAULT_ANALYSES))
     if not isinstance(analyses, list) or not all(isinstance(a, str) for a in analyses):
         raise st.error("analyses", f"must be a list of names; got {analyses!r}")
@@ -237,18 +229,9 @@ def validate(st: Study) -> None:
             raise st.error("analyses", f"{a!r} was renamed: use {RENAMED[a]}")
         if a not in ANALYSES:
             raise st.error("analyses", f"unknown analysis {a!r}; choose from {', '.join(ANALYSES)}")
-    from ._build import build_point
-
-    for point in st.points():
-        build_point(st, point["config"], dry_run=True)
-
-
-DEFAULT_ANALYSES = ("final_loss", "status")
 
 
 def _validate_run(st: Study) -> None:
-    from ._schema import RUN, check_fields
-
     run = st.config.get("run", {})
     for key in run:
         if key not in RUN:

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from .._status import OK_STATUSES, STATUS_NAMES, is_ok
-from ._analyses import ANALYSES, summarize
+from ._analyses import ANALYSES, DEFAULT_ANALYSES, summarize_measure
 from ._store import Store, _load_point
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -25,15 +25,15 @@ def point_summaries(path) -> tuple[dict, list[dict]]:
     """The manifest and, per point, {coords, status counts, quantiles of each analysis}."""
     store = Store(path)
     m = store.read_manifest()
-    analyses = m["config"].get("analyses", ["final_loss", "status"])
+    analyses = m["config"].get("analyses", list(DEFAULT_ANALYSES))
     rows = []
     for p, pt in enumerate(m["points"]):
         ds = _load_point(store, m, p)
-        row = {"point": p, "coords": pt["coords"], "status": summarize("status", ds),
+        row = {"point": p, "coords": pt["coords"], "status": summarize_measure("status", ds),
                "ok": int(np.sum(is_ok(ds["status"]))), "stats": {}}
         for name in analyses:
             if name != "status":
-                row["stats"][name] = summarize(name, ds)
+                row["stats"][name] = summarize_measure(name, ds)
         rows.append(row)
     return m, rows
 
@@ -76,6 +76,7 @@ def _fmt(v) -> str:
 def report(path, out: str | Path | None = None, *, formats=("png", "svg")) -> list[Path]:
     """Write figures and `summary.md` for the study at `path` into `out` (default
     `path/report`). Returns the files written."""
+    # deferred: only reports need matplotlib, and its backend is chosen before pyplot loads
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,24 +1,30 @@
 """Run a study into a results store, chunk by chunk; resume recomputes only what is missing."""
 
 import datetime
+import importlib.metadata as md
 import json
 import platform
 import time
+import traceback
 import types
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from ._config import Study, StudyError, load_study
-from ._store import FORMAT, Store, StoreError, chunk_ranges
+from .._progress import Progress
+from ._analyses import Analyzer
+from ._build import build_point
+from ._config import Study, run_options
+from ._errors import StoreError, StudyError
+from ._interrupt import Interrupts, Stopped
+from ._load import load_study
+from ._store import FORMAT, Store, atomic_write_bytes, chunk_ranges
 
 MAX_CHUNKS_PER_CALL = 16  # bounds host memory held by one `simulate` call
 
 
 def versions() -> dict:
-    import importlib.metadata as md
-
     out = {"python": platform.python_version()}
     for pkg in ("dynsim", "jax", "jaxlib", "diffrax", "equinox", "optax", "numpy", "scipy",
                 "xarray", "netCDF4"):
@@ -26,6 +32,7 @@ def versions() -> dict:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             if pkg == "dynsim":
+                # deferred: dynsim/__init__.py sets __version__ after importing this package
                 from .. import __version__
 
                 out[pkg] = __version__
@@ -45,8 +52,6 @@ def _canonical(cfg: dict) -> str:
 
 
 def _new_manifest(study: Study) -> dict:
-    from ._config import run_options
-
     points = study.points()
     return {
         "format": FORMAT,
@@ -153,8 +158,6 @@ def run_study(study: Study | str | Path | None, out: str | Path, *, resume: bool
     by the same compiled function with the same seed positions, so a resumed run's data
     equal an uninterrupted run's bitwise.
     """
-    from ._interrupt import Interrupts
-
     guard = interrupts if interrupts is not None else Interrupts()
     with guard:
         return _run(study, out, resume=resume, quiet=quiet, progress=progress, log=log,
@@ -162,11 +165,8 @@ def run_study(study: Study | str | Path | None, out: str | Path, *, resume: bool
 
 
 def _run(study, out, *, resume, quiet, progress, log, guard) -> dict:
-    from .._progress import Progress
+    # deferred: looked up per run, so that a test can replace `simulate` (monkeypatch)
     from .._simulate import _to_result, simulate
-    from ._analyses import Analyzer
-    from ._build import build_point
-    from ._interrupt import Stopped
 
     if isinstance(study, (str, Path)):
         study = load_study(study)
@@ -259,11 +259,7 @@ def _run(study, out, *, resume, quiet, progress, log, guard) -> dict:
         status = "interrupted"
         raise
     except BaseException as e:
-        import traceback
-
         m["error"] = session["error"] = _one_line(e)
-        from ._store import atomic_write_bytes
-
         atomic_write_bytes(store.error_log, traceback.format_exc().encode())
         raise
     finally:

@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
 import threading
 from pathlib import Path
@@ -25,11 +26,17 @@ from typing import Any
 
 import numpy as np
 
+from ._errors import StoreError
+
 FORMAT = "dynsim-study/1"
 
 
-class StoreError(ValueError):
-    pass
+def _xarray():
+    """The xarray module, imported on first use."""
+    # deferred: `import dynsim` (hence `dynsim --help`) does not load xarray and pandas
+    import xarray
+
+    return xarray
 
 
 def sha256_file(path: Path) -> str:
@@ -187,8 +194,7 @@ class Store:
 
     def open_chunk(self, p: int, c: int, entry: dict | None, start: int, stop: int):
         """The chunk's dataset, loaded into memory after verifying its checksum."""
-        import xarray as xr
-
+        xr = _xarray()
         reason = self.verify_chunk(p, c, entry, start, stop)
         if reason is not None:
             raise StoreError(
@@ -203,8 +209,7 @@ class Store:
             raise StoreError(f"{path}: unreadable chunk ({e}); rerun with --resume") from None
 
     def readable(self, p: int, c: int, entry: dict) -> bool:
-        import xarray as xr
-
+        xr = _xarray()
         try:
             with xr.open_dataset(self.point_dir(p) / entry["file"], engine="netcdf4") as ds:
                 ds.load()
@@ -223,8 +228,6 @@ class Store:
     def reset(self) -> None:
         """Remove a store's files (manifest, study, points, error log) so a new run can
         start in the directory; only for a store without finished chunks."""
-        import shutil
-
         points = self.root / "points"
         if points.is_dir():
             unknown = [f for f in points.rglob("*") if f.is_file() and not (
@@ -260,8 +263,7 @@ def load(path: str | Path, *, point: int | None = None):
     **Raises:** `dynsim.study.StoreError` if a chunk is missing or corrupt (resume the
     run to recompute it).
     """
-    import xarray as xr
-
+    xr = _xarray()
     store = Store(path)
     m = store.read_manifest()
     points = m["points"]
@@ -295,8 +297,7 @@ def load(path: str | Path, *, point: int | None = None):
 
 
 def _load_point(store: Store, m: dict, p: int):
-    import xarray as xr
-
+    xr = _xarray()
     run = m["run"]
     index = store.read_index(p)
     parts = []
