@@ -3,8 +3,8 @@
 Python raises `KeyboardInterrupt` at whatever bytecode the main thread runs when SIGINT
 arrives. During a run that is mostly JAX: its tracing and lowering, or a `gc` callback
 JAX registers (`_xla_gc_callback`), where the exception is printed as "Exception ignored
-in …" and lost, so the run went on; an interrupt in the middle of lowering could also
-leave the interpreter to crash at exit (exit status −11 seen). So while a run is in
+in …" and lost, and the run goes on; an interrupt in the middle of lowering can also
+make the interpreter crash at exit (a segmentation fault). So while a run is in
 progress (`Interrupts` as a context manager, main thread only), SIGINT only records the
 request; the JAX work (compilation and chunks, i.e. `simulate`) runs in a worker thread
 (`Interrupts.run`), the main thread waits for it, sees the request within `POLL`
