@@ -4,15 +4,13 @@ import importlib.metadata
 
 from . import analysis as analysis
 from . import data as data
+from . import dynamics as dynamics
 from . import init as init
 from . import losses as losses
 from . import models as models
 from . import study as study
 from ._distributed import process_seed_range as process_seed_range
 from ._distributed import simulate_local_share as simulate_local_share
-from ._dynamics import AbstractDynamics as AbstractDynamics
-from ._gradient_descent import GradientDescent as GradientDescent
-from ._gradient_flow import GradientFlow as GradientFlow
 from ._objective import CalibrationResult as CalibrationResult
 from ._objective import calibrate as calibrate
 from ._objective import ensemble_objective as ensemble_objective
@@ -20,6 +18,10 @@ from ._objective import minimize as minimize
 from ._result import SimulationResult as SimulationResult
 from ._simulate import simulate as simulate
 from ._status import Status as Status
+from .dynamics import AbstractDynamics as AbstractDynamics
+from .dynamics import GradientDescent as GradientDescent
+from .dynamics import GradientFlow as GradientFlow
+from .dynamics import Trajectories as Trajectories
 from .study import load as load
 
 try:

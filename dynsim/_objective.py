@@ -15,7 +15,7 @@ differentiated (as in diffrax).
 
 - Reverse mode (`jax.grad`, default in `calibrate`/`minimize`): `GradientFlow` with its
   default `adjoint=diffrax.RecursiveCheckpointAdjoint()` (the batched loop of
-  `dynsim/_batched_flow.py` or `diffeqsolve`) and `GradientDescent` with its default
+  `dynsim.dynamics.batched` or `diffeqsolve`) and `GradientDescent` with its default
   adjoint of the same name. The backward pass recomputes the forward pass from
   O(log max_steps) checkpoints (treeverse), so memory stays bounded as `max_steps` grows
   and the cost is one backward pass whatever the size of θ — the right choice for
@@ -46,8 +46,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._dynamics import AbstractDynamics
 from ._simulate import simulate
+from .dynamics import AbstractDynamics
 
 
 def ensemble_objective(

@@ -9,6 +9,7 @@ import numpy as np
 
 from ._custom_types import AnyArray, Array, Float, HostBatchedParams, Int
 from ._status import STATUS_NAMES, Status, is_ok
+from .dynamics import Trajectories
 
 
 class SimulationResult(eqx.Module):
@@ -47,6 +48,51 @@ class SimulationResult(eqx.Module):
     data: Any
     loss_fn: Any
     dynamics: Any
+
+    @classmethod
+    def from_trajectories(
+        cls,
+        trajectories: Trajectories,
+        *,
+        model: Any,
+        data: Any,
+        loss_fn: Any,
+        dynamics: Any,
+        seed_start: int = 0,
+        wall_time: float = float("nan"),
+        compile_time: float = float("nan"),
+    ) -> "SimulationResult":
+        """The result of S consecutive seeds `seed_start`, …, `seed_start + S − 1`
+        from their `Trajectories` (leading seed axis S, with `params0` attached, as
+        `simulate` computes them) and the configuration that produced them.
+
+        The save times are the first seed's (every seed has the same); the summaries
+        `saved` become `loss`, `grad_norm`, `metrics` (`{}` if none), `conserved` and
+        `path` (`None` unless saved). `wall_time`, `compile_time`: seconds, NaN if not
+        timed.
+        """
+        saved = trajectories.saved
+        n_seeds = int(np.shape(trajectories.status)[0])
+        return cls(
+            params=trajectories.params,
+            params0=trajectories.params0,
+            ts=trajectories.ts[0],
+            loss=saved["loss"],
+            grad_norm=saved["grad_norm"],
+            metrics=saved.get("metrics", {}),
+            conserved=saved.get("conserved"),
+            path=saved.get("params"),
+            status=trajectories.status,
+            num_steps=trajectories.num_steps,
+            t_final=trajectories.t_final,
+            seed_ids=np.arange(seed_start, seed_start + n_seeds),
+            wall_time=wall_time,
+            compile_time=compile_time,
+            model=model,
+            data=data,
+            loss_fn=loss_fn,
+            dynamics=dynamics,
+        )
 
     @property
     def num_seeds(self) -> int:

@@ -1,5 +1,6 @@
 """`simulate`: many seeds of one configuration, in chunks, under one compilation."""
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -9,10 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._dynamics import AbstractDynamics
 from ._problem import Problem
 from ._result import SimulationResult
 from .data import Dataset, as_dataset
+from .dynamics import AbstractDynamics, Trajectories
 from .init import get_init
 from .losses import get_loss
 from .models._base import AbstractModel
@@ -65,8 +66,9 @@ def simulate(
       save time (memory S × T × |θ|).
     - `seed_start`: first seed index (to extend or resume an ensemble).
     - `callback`: called as `callback(start, stop, chunk)` after each chunk finishes, with
-      `chunk` a dict of host arrays for seeds [start, stop) (used by the results store to
-      persist work as it completes).
+      `chunk` the `Trajectories` of seeds [start, stop) in host arrays, `params0`
+      attached (`SimulationResult.from_trajectories` turns it into a result; the results
+      store persists work as it completes this way).
     - `devices`: `None` (the default device), `"all"` (every local device) or a sequence
       of devices: each chunk's seeds are split evenly across them with `jax.shard_map`
       (the chunk is padded to a multiple of the device count). Per-seed results do not
@@ -115,7 +117,16 @@ def simulate(
     wall = time.perf_counter() - t_start if not traced else float("nan")
     cat = np.concatenate if not traced else jnp.concatenate
     out = jax.tree.map(lambda *xs: cat(xs, axis=0), *outputs) if n_chunks > 1 else outputs[0]
-    return _to_result(out, problem, dataset, dynamics, wall, compile_time, seed_start, seeds)
+    return SimulationResult.from_trajectories(
+        out,
+        model=problem.model,
+        data=dataset,
+        loss_fn=problem.loss,
+        dynamics=dynamics,
+        seed_start=seed_start,
+        wall_time=wall,
+        compile_time=compile_time,
+    )
 
 
 def _at_top_level() -> bool:
@@ -130,30 +141,6 @@ def _at_top_level() -> bool:
     except ImportError:  # pragma: no cover - private API moved: rely on the leaf check
         return True
     return trace_state_clean()
-
-
-def _to_result(out, problem, dataset, dynamics, wall, compile_time, seed_start, seeds):
-    saved = out["saved"]
-    return SimulationResult(
-        params=out["params"],
-        params0=out["params0"],
-        ts=out["ts"][0],
-        loss=saved["loss"],
-        grad_norm=saved["grad_norm"],
-        metrics=saved.get("metrics", {}),
-        conserved=saved.get("conserved"),
-        path=saved.get("params"),
-        status=out["status"],
-        num_steps=out["num_steps"],
-        t_final=out["t_final"],
-        seed_ids=np.arange(seed_start, seed_start + seeds),
-        wall_time=wall,
-        compile_time=compile_time,
-        model=problem.model,
-        data=dataset,
-        loss_fn=problem.loss,
-        dynamics=dynamics,
-    )
 
 
 def _seed_keys(key, seed_id):
@@ -179,13 +166,12 @@ def _run_chunk(dynamic, static, ids, devices=None):
     return sharded(dynamic, ids)
 
 
-def _run_seeds(dynamic, static, ids):
+def _run_seeds(dynamic, static, ids) -> Trajectories:
     problem, init_fn, dynamics, data, key = eqx.combine(dynamic, static)
     k_init, k_dyn = jax.vmap(lambda i: _seed_keys(key, i))(ids)
     params0 = jax.vmap(lambda k: init_fn(problem.model, data, k))(k_init)
     out = dynamics.run_batch(problem, params0, k_dyn)
-    out["params0"] = params0
-    return out
+    return dataclasses.replace(out, params0=params0)
 
 
 def _compiled(dynamic, static, chunk, devices=None):

@@ -134,7 +134,7 @@ def test_slot_refill_gives_each_seed_its_own_result():
 def test_auto_slots_follow_the_working_set():
     """128 / 64 / 32 slots while 16 arrays of slots × one seed's parameters fit in 1 MiB,
     128 when nothing fits (float64 here: 8 bytes per parameter)."""
-    from dynsim._batched_flow import auto_slots
+    from dynsim.dynamics.batched import auto_slots
 
     def batch(n_params, dtype=jnp.float64):
         return {"w": jnp.zeros((3, n_params), dtype)}
@@ -183,7 +183,7 @@ def test_other_solvers_fall_back_to_vmap(solver):
     `batched=False`, bitwise (the same program), and close to the batched Tsit5 loop."""
     import diffrax
 
-    from dynsim._batched_flow import supports_batched
+    from dynsim.dynamics._gradient_flow import supports_batched
 
     make = {"dopri5": diffrax.Dopri5, "bosh3": diffrax.Bosh3, "heun": diffrax.Heun}[solver]
     kw = dict(solver=make(), t1=1.0, n_save=3, rtol=1e-9, atol=1e-11)
@@ -209,8 +209,8 @@ def test_error_ratio_is_diffrax_error_control():
     error estimate: accepted and rejected steps, a NaN in one leaf of y1 (diffrax then
     scales that leaf by |y0|), a NaN error (rejected, counted infinite) and an
     overflowing y1."""
-    from dynsim._batched_flow import _error_ratio, _on_scaled_error, _stage_sum
-    from dynsim._gradient_flow import _PIDController
+    from dynsim.dynamics._flow_helpers import _PIDController
+    from dynsim.dynamics.batched._stepper import _error_ratio, _on_scaled_error, _stage_sum
 
     ctrl = _PIDController(rtol=1e-3, atol=1e-6, pcoeff=0.3, icoeff=0.4)
     unit = _on_scaled_error(ctrl)
@@ -255,7 +255,7 @@ def test_error_ratio_is_diffrax_error_control():
 def test_both_error_passes_match_the_per_seed_path(fused_error):
     """The fused scaled-error pass and the materialized error estimate (chosen by size)
     both reproduce the per-seed diffrax path: statuses and step counts exactly."""
-    from dynsim._batched_flow import run_batched
+    from dynsim.dynamics._gradient_flow import run_batched
 
     key = jax.random.key(6)
     data = dynsim.data.regression(key, 10, 8)

@@ -157,8 +157,7 @@ def test_schemas_cover_every_keyword():
     import dynsim.data
     import dynsim.init
     import dynsim.models
-    from dynsim._gradient_descent import GradientDescent
-    from dynsim._gradient_flow import GradientFlow
+    from dynsim.dynamics import GradientDescent, GradientFlow
     from dynsim.losses._losses import _BY_NAME
 
     groups = [

@@ -6,13 +6,13 @@ import json
 import platform
 import time
 import traceback
-import types
 from pathlib import Path
 
 import jax
 import numpy as np
 
 from .._progress import Progress
+from .._result import SimulationResult
 from ._analyses import Analyzer
 from ._build import build_point
 from ._config import Study, run_options
@@ -166,7 +166,7 @@ def run_study(study: Study | str | Path | None, out: str | Path, *, resume: bool
 
 def _run(study, out, *, resume, quiet, progress, log, guard) -> dict:
     # deferred: looked up per run, so that a test can replace `simulate` (monkeypatch)
-    from .._simulate import _to_result, simulate
+    from .._simulate import simulate
 
     if isinstance(study, (str, Path)):
         study = load_study(study)
@@ -213,7 +213,6 @@ def _run(study, out, *, resume, quiet, progress, log, guard) -> dict:
                 store.write_index(p, {"point": p, "coords": point["coords"],
                                       "config": point["config"], "chunks": index.get("chunks", {})})
             analyze = Analyzer(built)
-            shim = types.SimpleNamespace(model=built.model, loss=built.loss)
             t_chunk = [time.perf_counter()]
 
             def callback(lo, hi, out, p=p):  # runs in the worker thread
@@ -226,8 +225,9 @@ def _run(study, out, *, resume, quiet, progress, log, guard) -> dict:
                 out = jax.tree.map(lambda x: x[: hi_true - lo], out)
                 # one SimulationResult per chunk: stored by `to_xarray`, and the input of
                 # every `dynsim.analysis` measure the Analyzer stores beside it
-                res = _to_result(out, shim, built.data, built.dynamics, float("nan"),
-                                 float("nan"), lo, hi_true - lo)
+                res = SimulationResult.from_trajectories(
+                    out, model=built.model, data=built.data, loss_fn=built.loss,
+                    dynamics=built.dynamics, seed_start=lo)
                 ds = res.to_xarray()
                 for name, values in analyze(res).items():
                     ds[name] = (("seed",), np.asarray(values))

@@ -11,11 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._checks import check_count, check_positive, check_ts
-from ._custom_types import Key, Params, RealScalarLike
-from ._dynamics import AbstractDynamics, log_grid
-from ._problem import Problem, at_steady_state, is_diverged, tree_norm
-from ._status import Status
+from .._checks import check_count, check_positive, check_ts
+from .._custom_types import Key, Params, RealScalarLike
+from .._problem import Problem, at_steady_state, is_diverged, tree_norm
+from .._status import Status
+from ._base import AbstractDynamics, log_grid
+from ._trajectories import Trajectories
 
 
 class GradientDescent(AbstractDynamics):
@@ -99,7 +100,7 @@ class GradientDescent(AbstractDynamics):
     def save_times(self):
         return jnp.asarray(self.step_grid()) * self.learning_rate
 
-    def run(self, problem: Problem, params0: Params, key: Key) -> dict[str, Any]:
+    def run(self, problem: Problem, params0: Params, key: Key) -> Trajectories:
         dtype = jnp.result_type(*jax.tree.leaves(params0))
         lr = jnp.asarray(self.learning_rate, dtype)
         opt = self.optimizer(lr)
@@ -159,14 +160,14 @@ class GradientDescent(AbstractDynamics):
         diverged = is_diverged(params, self.divergence)
         status = jnp.where(status == _RUNNING, Status.REACHED_END, status)
         status = jnp.where(diverged, Status.DIVERGED, status).astype(jnp.int8)
-        return {
-            "params": params,
-            "saved": saved,
-            "ts": grid.astype(dtype) * lr,
-            "status": status,
-            "num_steps": k,
-            "t_final": k.astype(dtype) * lr,
-        }
+        return Trajectories(
+            params=params,
+            saved=saved,
+            ts=grid.astype(dtype) * lr,
+            status=status,
+            num_steps=k,
+            t_final=k.astype(dtype) * lr,
+        )
 
 
 _RUNNING = -1

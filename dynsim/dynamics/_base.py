@@ -1,4 +1,5 @@
-"""Common interface of the dynamics (gradient flow, gradient descent)."""
+"""The interface every dynamics implements, and the helpers they share: save grids and
+blockwise batching."""
 
 import abc
 from typing import Any
@@ -8,34 +9,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._custom_types import BatchedKey, BatchedParams, Key, Params
-from ._problem import Problem
+from .._custom_types import BatchedKey, BatchedParams, Key, Params
+from .._problem import Problem
+from ._trajectories import Trajectories
 
 
 class AbstractDynamics(eqx.Module):
     """Evolves one seed's parameters and saves summaries on a time grid.
 
-    `run(problem, params0, key)` returns a dict with
-
-    - `"params"`: the final parameters;
-    - `"saved"`: a dict of summaries with a leading time axis of length T (`loss`,
-      `grad_norm`, optional `metrics`, `conserved`, `params`);
-    - `"ts"`: the save times (T,);
-    - `"status"` (`int8`, a `dynsim.Status`), `"num_steps"`, `"t_final"`.
-
-    After a trajectory stops (converged, diverged, out of steps) its state is frozen:
-    saved values at later times repeat the stopped state.
+    `run(problem, params0, key)` returns one seed's `Trajectories`: the final
+    parameters, the summaries at the save times `save_times()`, the status, the step
+    count and the stop time. After a trajectory stops (converged, diverged, out of
+    steps) its state is frozen: saved values at later times repeat the stopped state.
     """
 
     @abc.abstractmethod
     def save_times(self) -> Any: ...
 
     @abc.abstractmethod
-    def run(self, problem: Problem, params0: Params, key: Key) -> dict[str, Any]: ...
+    def run(self, problem: Problem, params0: Params, key: Key) -> Trajectories: ...
 
     def run_batch(
         self, problem: Problem, params0: BatchedParams, keys: BatchedKey
-    ) -> dict[str, Any]:
+    ) -> Trajectories:
         """`run` for a batch of seeds (leading axis on `params0` and `keys`).
 
         The default vmaps `run`; a dynamics may override it with an explicitly batched

@@ -1,4 +1,5 @@
-"""Gradient flow θ̇ = −∇L(θ) as a diffrax ODE."""
+"""Gradient flow θ̇ = −∇L(θ) as a diffrax ODE: one seed with `diffrax.diffeqsolve`, a
+batch in the loop of `dynsim.dynamics.batched`."""
 
 import numbers
 from typing import Any
@@ -8,12 +9,20 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._batched_flow import auto_slots, run_batched, supports_batched
-from ._checks import check_count, check_positive, check_ts
-from ._custom_types import Array, BatchedKey, BatchedParams, Key, Params, RealScalarLike
-from ._dynamics import AbstractDynamics, blockwise, log_grid
-from ._problem import Problem, at_steady_state, is_diverged, is_nonfinite, tree_norm
-from ._status import Status
+from .._checks import check_count, check_positive, check_ts
+from .._custom_types import BatchedKey, BatchedParams, Key, Params, RealScalarLike
+from .._problem import Problem, at_steady_state, is_diverged, is_nonfinite, tree_norm
+from ._base import AbstractDynamics, blockwise, log_grid
+from ._flow_helpers import (
+    SolverTime,
+    final_nonfinite,
+    final_status,
+    initial_step,
+    params_dtype,
+    step_controller,
+)
+from ._trajectories import Trajectories
+from .batched import auto_slots, solve
 
 
 class GradientFlow(AbstractDynamics):
@@ -31,10 +40,9 @@ class GradientFlow(AbstractDynamics):
       an implicit solver such as `diffrax.Kvaerno5()` in float64 (implicit solvers do not
       converge on such flows in float32).
       In float32, tolerances below about rtol = 1e-7 do not make the solution more
-      accurate: the rounding of more steps outweighs it (median relative error of the
-      final parameters against float64 references, `benchmarks/equal_accuracy.py`, at
-      rtol 1e-6 / 1e-7 / 1e-8: W1 2.3e-7 / 3.1e-7 / 1.4e-6, W2 at α = 0.1 5.1e-7 /
-      2.9e-7 / 4.6e-7, the last at 5–8× the work of 1e-6). Use float64 for tighter results.
+      accurate: the rounding of more steps outweighs it (error of the final parameters
+      against float64 references, `benchmarks/equal_accuracy.py`; the figures are in
+      `benchmarks/README.md`). Use float64 for tighter results.
     - `max_steps`: solver step budget per trajectory.
     - `stop_loss`, `stop_grad_norm`: stop a trajectory (status `CONVERGED`) once
       L(θ) < `stop_loss` or ‖∇L(θ)‖ < `stop_grad_norm` (checked after every step).
@@ -46,9 +54,9 @@ class GradientFlow(AbstractDynamics):
       `diffrax.ForwardMode()` for `jax.jacfwd`).
     - `batched`: how `run_batch` (used by `simulate`) solves many seeds. `True`
       (default): one adaptive Tsit5 loop over the whole batch with per-seed step sizes,
-      error control, saving and stopping (`dynsim/_batched_flow.py`), several times
-      faster than `vmap` of `diffeqsolve` and with the same results up to the
-      tolerances; used when `solver` is `Tsit5` and `adjoint` is a
+      error control, saving and stopping (`dynsim.dynamics.batched`), faster than
+      `vmap` of `diffeqsolve` (`benchmarks/README.md`) and with the same results up to
+      the tolerances; used when `solver` is `Tsit5` and `adjoint` is a
       `RecursiveCheckpointAdjoint` (reverse mode works; forward mode does not), otherwise
       `run_batch` falls back to `vmap(run)`. `False`: always `vmap(run)` (per-seed
       `diffeqsolve`), needed for other adjoints (`ForwardMode`, `BacksolveAdjoint`).
@@ -57,12 +65,11 @@ class GradientFlow(AbstractDynamics):
       `max_steps`) its result is written out and the slot takes the next waiting seed,
       so seeds with very different step counts do not hold each other back (the batch
       stays full until the queue runs dry). `vmap` path: blocks of `block_size` seeds
-      one after another (`lax.map`, `dynsim._dynamics.blockwise`), the last one padded.
-      `"auto"` (default): `dynsim._batched_flow.auto_slots` — 128, 64 or 32 slots, the
-      largest whose step working set (~16 arrays of slots × one seed's parameters) fits
-      in 1 MiB, else 128 (measured on a 2-core Xeon, `benchmarks/README.md`: W2, 200
-      parameters, is 1.5× slower at 128 slots than at 32–64; W1 and W3, 5,100 and 1,100
-      parameters, are 5 % and 12 % faster at 128 than at 64); 32 on the `vmap` path.
+      one after another (`lax.map`, `dynsim.dynamics._base.blockwise`), the last one
+      padded. `"auto"` (default): `dynsim.dynamics.batched.auto_slots` — 128, 64 or 32
+      slots, the largest whose step working set (~16 arrays of slots × one seed's
+      parameters) fits in 1 MiB, else 128 (thresholds tuned by measurement:
+      `benchmarks/HISTORY.md`); 32 on the `vmap` path.
       `None`: all seeds at once. A batch smaller than `block_size` runs as one, never as
       a batch of one seed (two copies then: XLA lowers a batch of one to matrix-vector
       kernels that round differently). A seed's result is bitwise independent of
@@ -121,28 +128,11 @@ class GradientFlow(AbstractDynamics):
         return jnp.asarray(log_grid(t1, self.n_save, min(1e-2, t1 / 1e3)))
 
     def _controller(self):
-        if isinstance(self.solver, diffrax.AbstractAdaptiveSolver):
-            return _PIDController(rtol=self.rtol, atol=self.atol, pcoeff=0.3, icoeff=0.4)
-        return diffrax.ConstantStepSize()
-
-    def initial_step(self, term, s0, s1, y0):
-        """The first step: `dt0` if given, else Hairer's heuristic (diffrax's own).
-
-        `diffeqsolve` never runs that heuristic itself (it hands the controller a wrapped
-        term and falls back to dt = 0.01, far too large for stiff flows such as diagonal
-        nets at large α), so dynsim calls it on the plain `ODETerm` and passes the
-        result as `dt0`; the batched loop does the same.
-        """
-        if self.dt0 is not None:
-            return jnp.asarray(self.dt0, jnp.result_type(s0))
-        controller = self._controller()
-        error_order = self.solver.error_order(term)
-        s_next, _ = controller.init(term, s0, s1, y0, None, None, self.solver.func, error_order)
-        return jnp.minimum(s_next, s1) - s0
+        return step_controller(self.solver, self.rtol, self.atol)
 
     def run_batch(
         self, problem: Problem, params0: BatchedParams, keys: BatchedKey
-    ) -> dict[str, Any]:
+    ) -> Trajectories:
         """`run` for a batch of seeds; see the `batched` and `block_size` fields."""
         bs = self.block_size
         if self.batched and supports_batched(self):
@@ -155,17 +145,15 @@ class GradientFlow(AbstractDynamics):
             return blockwise(run_slots, None, problem, params0, keys)
         return blockwise(super().run_batch, 32 if bs == "auto" else bs, problem, params0, keys)
 
-    def run(self, problem: Problem, params0: Params, key: Key) -> dict[str, Any]:
+    def run(self, problem: Problem, params0: Params, key: Key) -> Trajectories:
         del key
-        ts = self.save_times().astype(_dtype(params0))
-        if self.log_time:
-            to_s, from_s = jnp.log1p, jnp.expm1
-        else:
-            to_s = from_s = lambda t: t
+        ts = self.save_times().astype(params_dtype(params0))
+        time = SolverTime(self.log_time)
+        to_s = time.to_s
 
         def vector_field(s, params, args):
             g = jax.grad(problem.value)(params)
-            rate = jnp.exp(s) if self.log_time else 1.0
+            rate = time.rate(s)
             return jax.tree.map(lambda x: -rate * x, g)
 
         def stop_condition(s, params, nonfinite0, **kwargs):
@@ -193,7 +181,11 @@ class GradientFlow(AbstractDynamics):
             self.solver,
             t0=s0,
             t1=s1,
-            dt0=self.initial_step(term, s0, s1, params0) if adaptive else self.dt0,
+            dt0=(
+                initial_step(self.solver, self._controller(), term, s0, s1, params0, self.dt0)
+                if adaptive
+                else self.dt0
+            ),
             y0=params0,
             saveat=saveat,
             stepsize_controller=self._controller(),
@@ -205,7 +197,7 @@ class GradientFlow(AbstractDynamics):
         )
         saved, final = sol.ys
         final = jax.tree.map(lambda x: x[0], final)
-        t_final = from_s(sol.ts[1][0])
+        t_final = time.from_s(sol.ts[1][0])
         # Freeze the state after the trajectory stopped.
         final_summary = problem.summary(final)
         # (A stop at t = 0 saves nothing: then every save time gets the initial state.)
@@ -216,50 +208,59 @@ class GradientFlow(AbstractDynamics):
             final_summary,
         )
         diverged = is_diverged(final, self.divergence) | final_nonfinite(final_summary)
-        status = _status(
+        status = final_status(
             sol.result == diffrax.RESULTS.successful,
             sol.result == diffrax.RESULTS.event_occurred,
             sol.result == diffrax.RESULTS.max_steps_reached,
             diverged,
         )
-        return {
-            "params": final,
-            "saved": saved,
-            "ts": ts,
-            "status": status,
-            "num_steps": sol.stats["num_steps"],
-            "t_final": t_final,
-        }
-
-
-def final_nonfinite(summary) -> Array:
-    """A final state whose loss or gradient norm is not finite (counted `DIVERGED`)."""
-    return is_nonfinite(summary["loss"]) | is_nonfinite(summary["grad_norm"])
-
-
-def _status(successful, event, max_steps, diverged):
-    status = jnp.where(
-        successful,
-        Status.REACHED_END,
-        jnp.where(event, Status.CONVERGED, jnp.where(max_steps, Status.MAX_STEPS, Status.FAILED)),
-    )
-    return jnp.where(diverged, Status.DIVERGED, status).astype(jnp.int8)
-
-
-class _PIDController(diffrax.PIDController):
-    """diffrax's PID controller, robust to a NaN error estimate.
-
-    A trial step that overflows gives y_error = NaN, which diffrax turns into a NaN step
-    size (the solve then never advances); here NaN errors count as infinite, so the step
-    is rejected and shrunk by `factormin`, as diffrax does for infinite errors.
-    """
-
-    def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state):
-        y_error = jax.tree.map(lambda e: jnp.where(jnp.isnan(e), jnp.inf, e), y_error)
-        return super().adapt_step_size(
-            t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state
+        return Trajectories(
+            params=final,
+            saved=saved,
+            ts=ts,
+            status=status,
+            num_steps=sol.stats["num_steps"],
+            t_final=t_final,
         )
 
 
-def _dtype(params):
-    return jnp.result_type(*jax.tree.leaves(params))
+def supports_batched(flow: GradientFlow) -> bool:
+    """Whether `run_batched` reproduces `flow.run` (Tsit5, checkpointed adjoint)."""
+    return type(flow.solver) is diffrax.Tsit5 and isinstance(
+        flow.adjoint, diffrax.RecursiveCheckpointAdjoint
+    )
+
+
+def run_batched(
+    flow: GradientFlow,
+    problem: Problem,
+    params0: BatchedParams,
+    slots: int | None = None,
+    fused_error: bool | None = None,
+) -> Trajectories:
+    """`flow.run` for every seed of `params0` (leading seed axis S ≥ 2) in one loop:
+    `dynsim.dynamics.batched.solve` given `flow`'s fields (`GradientFlow.run_batch`
+    pads a batch of one to two through `blockwise`).
+
+    `slots`: how many seeds are integrated at once (at least 2; `None`: all S); when a
+    slot's seed stops (end time, event or `max_steps`), its final state is written out
+    and the slot takes the next waiting seed. `fused_error`: the step's scaled error in
+    one fused pass instead of materializing the error estimate for
+    `PIDController.adapt_step_size` (the same decisions); `None`: chosen by size.
+    """
+    return solve(
+        problem,
+        params0,
+        ts=flow.save_times(),
+        t1=flow.t1,
+        controller=flow._controller(),
+        dt0=flow.dt0,
+        log_time=flow.log_time,
+        divergence=flow.divergence,
+        stop_loss=flow.stop_loss,
+        stop_grad_norm=flow.stop_grad_norm,
+        max_steps=flow.max_steps,
+        checkpoints=getattr(flow.adjoint, "checkpoints", None),
+        slots=slots,
+        fused_error=fused_error,
+    )
