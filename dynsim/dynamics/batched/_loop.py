@@ -197,8 +197,7 @@ def _queue(stepper: Tsit5Stepper, params0, dt0, divergence, steady) -> dict:
     condition on the initial state (`_EVENT`: a seed that stops at t = 0)."""
     n_seeds = jax.tree.leaves(params0)[0].shape[0]
     term, controller, s1 = stepper.term, stepper.controller, stepper.s1
-    solver = diffrax.Tsit5()
-    error_order = solver.error_order(term)
+    solver, error_order = diffrax.Tsit5(), stepper.error_order
     s0 = jnp.zeros((n_seeds,), s1.dtype)
     h0 = jax.vmap(lambda s, y: initial_step(solver, controller, term, s, s1, y, dt0))(
         s0, params0
