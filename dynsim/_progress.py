@@ -32,7 +32,7 @@ class Progress:
         self.n_points = n_points
         self.width = width
         self.done = 0
-        self.computed = 0  # trajectories computed in this session (the rate's basis)
+        self.computed = 0  # trajectories computed in this run (the rate's basis)
         self.t0 = time.perf_counter()
         self.point = 0
         self.label = ""
