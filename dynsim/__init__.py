@@ -18,6 +18,8 @@ from ._objective import minimize as minimize
 from ._result import SimulationResult as SimulationResult
 from ._simulate import simulate as simulate
 from ._status import Status as Status
+from ._validation import SimulationInputs as SimulationInputs
+from ._validation import validate_simulation as validate_simulation
 from .dynamics import AbstractDynamics as AbstractDynamics
 from .dynamics import GradientDescent as GradientDescent
 from .dynamics import GradientFlow as GradientFlow

@@ -158,7 +158,7 @@ def test_schemas_cover_every_keyword():
     import dynsim.init
     import dynsim.models
     from dynsim.dynamics import GradientDescent, GradientFlow
-    from dynsim.losses._losses import _BY_NAME
+    from dynsim.losses import BY_NAME as _BY_NAME
 
     groups = [
         (_schema.MODELS, {k: getattr(dynsim.models, k) for k in _build.MODEL_KINDS}),

@@ -148,3 +148,23 @@ def test_bad_model_and_dynamics(data):
         LinearNet(4, [0])
     with pytest.raises(ValueError, match=r"^data: expected a Dataset"):
         _simulate_with(np.ones((5, 4)))
+
+
+def test_validate_simulation_is_the_check_simulate_makes(data):
+    """The public entry point normalizes the arguments without running anything, and
+    rejects what `simulate` rejects with the same message."""
+    model = LinearNet(4, [3])
+    inputs = dynsim.validate_simulation(
+        model, (data.X, data.y), init=dynsim.init.Gaussian(0.1),
+        dynamics=dynsim.GradientFlow(t1=1.0), loss="squared",
+        metrics={"w_sq": lambda p: sum(jnp.sum(w**2) for w in p["W"])},
+    )
+    assert [name for name, _ in inputs.metrics] == ["w_sq"]
+    assert isinstance(inputs.dataset, dynsim.data.Dataset)
+    assert isinstance(inputs.loss, dynsim.losses.SquaredLoss)
+    bad = dict(init=dynsim.init.Gaussian(0.1), dynamics=dynsim.GradientFlow(t1=1.0), seeds=0)
+    with pytest.raises(ValueError, match="^seeds:") as direct:
+        dynsim.validate_simulation(model, data, **bad)
+    with pytest.raises(ValueError, match="^seeds:") as via_simulate:
+        dynsim.simulate(model, data, key=KEY, **bad)
+    assert str(direct.value) == str(via_simulate.value)

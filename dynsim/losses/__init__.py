@@ -1,5 +1,6 @@
 """Losses. Convention: `reduction="sum"` (default) gives L = ½‖f(X) − y‖² etc."""
 
+from ._losses import BY_NAME as BY_NAME
 from ._losses import AbstractLoss as AbstractLoss
 from ._losses import CustomLoss as CustomLoss
 from ._losses import ExponentialLoss as ExponentialLoss

@@ -18,7 +18,8 @@ Loss names accepted wherever a loss is asked for: `"squared"`, `"logistic"`,
 """
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 import equinox as eqx
 import jax
@@ -127,11 +128,12 @@ class CustomLoss(AbstractLoss):
         return jax.vmap(self.fn)(pred, target)
 
 
-_BY_NAME = {
+BY_NAME: Mapping[str, type[AbstractLoss]] = MappingProxyType({
     "squared": SquaredLoss,
     "logistic": LogisticLoss,
     "exponential": ExponentialLoss,
-}
+})
+"""The built-in losses by the names `get_loss` and study files accept."""
 
 
 def get_loss(loss) -> AbstractLoss:
@@ -146,10 +148,10 @@ def get_loss(loss) -> AbstractLoss:
                 "SquaredLoss(reduction='mean') for 1/(2n)Σ‖f(x_i) − y_i‖²"
             )
         try:
-            return _BY_NAME[loss]()
+            return BY_NAME[loss]()
         except KeyError:
             raise ValueError(
-                f"loss: unknown loss {loss!r}; choose one of {tuple(_BY_NAME)} or pass "
+                f"loss: unknown loss {loss!r}; choose one of {tuple(BY_NAME)} or pass "
                 "an AbstractLoss / callable"
             ) from None
     if callable(loss):

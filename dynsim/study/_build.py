@@ -14,9 +14,10 @@ import optax
 from .. import data as data_mod
 from .. import init as init_mod
 from .. import models
+from .._validation import validate_simulation
 from ..data import Dataset
 from ..dynamics import GradientDescent, GradientFlow
-from ..losses._losses import _BY_NAME
+from ..losses import BY_NAME
 from ._analyses import DEFAULT_ANALYSES, check_analysis
 from ._config import Study, run_options
 from ._errors import StudyError
@@ -148,10 +149,10 @@ def build_point(st: Study, cfg: dict, *, dry_run: bool = False) -> Point:
     # loss
     lkw = dict(cfg.get("loss", {}))
     lname = lkw.pop("name", "squared")
-    if not isinstance(lname, str) or lname not in _BY_NAME:
-        raise _err(st, "loss.name", f"unknown loss {lname!r}; choose from {', '.join(_BY_NAME)}")
-    lkw = _checked(st, "loss", _BY_NAME[lname], lkw, lname, LOSSES)
-    loss = _call(st, "loss", _BY_NAME[lname], (), lkw, lname)
+    if not isinstance(lname, str) or lname not in BY_NAME:
+        raise _err(st, "loss.name", f"unknown loss {lname!r}; choose from {', '.join(BY_NAME)}")
+    lkw = _checked(st, "loss", BY_NAME[lname], lkw, lname, LOSSES)
+    loss = _call(st, "loss", BY_NAME[lname], (), lkw, lname)
     if loss.classification and not np.all(np.abs(np.asarray(dataset.y)) == 1):
         raise _err(st, "loss.name", f"{lname} needs labels ±1 (e.g. data.generator = \"separable\")")
 
@@ -163,11 +164,8 @@ def build_point(st: Study, cfg: dict, *, dry_run: bool = False) -> Point:
         if problem:
             raise _err(st, "analyses", f"{a}: {problem}")
     # check that the initializer runs and fits the model (shapes, dtypes), cheaply
-    # deferred only while dynsim/_simulate.py moves into dynsim/dynamics (another change)
-    from .._simulate import _validate
-
     try:
-        _validate(model, dataset, init, dynamics, 1, jax.random.key(0), loss, None, None, 0)
+        validate_simulation(model, dataset, init=init, dynamics=dynamics, loss=loss)
     except ValueError as e:
         head = str(e).partition(":")[0]
         section = head if head in ("init", "data", "loss", "model", "dynamics") else "init"

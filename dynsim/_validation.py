@@ -1,0 +1,156 @@
+"""`validate_simulation`: every argument of `simulate` checked before anything traces."""
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .data import Dataset, as_dataset
+from .dynamics import AbstractDynamics
+from .init import get_init
+from .losses import AbstractLoss, get_loss
+from .models._base import AbstractModel
+
+
+class SimulationInputs(NamedTuple):
+    """The checked, normalized arguments of one `simulate` configuration."""
+
+    model: AbstractModel
+    dataset: Dataset
+    loss: AbstractLoss
+    init: Callable
+    metrics: tuple  # ((name, fn), ...) sorted by name
+
+
+def validate_simulation(
+    model: AbstractModel,
+    data: Any,
+    *,
+    init: Any,
+    dynamics: AbstractDynamics,
+    loss: Any = "squared",
+    seeds: int = 1,
+    key: Any = None,
+    chunk_size: int | None = None,
+    metrics: Mapping[str, Callable] | None = None,
+    seed_start: int = 0,
+) -> SimulationInputs:
+    """Check the arguments of `simulate` without running anything.
+
+    The checks `simulate` makes first, offered on their own (the study builder uses
+    them to reject a study file before any point runs): types and ranges of every
+    argument, finite data of shapes the model accepts, labels ±1 for classification
+    losses, and an abstract trace (`jax.eval_shape`, nothing compiles) of the init,
+    the loss and each metric on one seed's parameters. `key=None` checks with
+    `jax.random.key(0)`.
+
+    **Returns:** the normalized arguments (`SimulationInputs`).
+
+    **Raises:** `ValueError` whose message starts with the offending argument's name
+    (`"init: ..."`, `"data: ..."`).
+    """
+    if key is None:
+        key = jax.random.key(0)
+    if not isinstance(model, AbstractModel):
+        raise ValueError(f"model: expected a dynsim model; got {type(model).__name__}")
+    dataset = as_dataset(data)
+    model.check_data(dataset.X, dataset.y)
+    for name in ("X", "y", "X_test", "y_test"):
+        arr = getattr(dataset, name)
+        if arr is None or isinstance(arr, jax.core.Tracer):
+            continue
+        if not np.all(np.isfinite(np.asarray(arr))):
+            raise ValueError(f"data: {name} contains non-finite values")
+    loss_fn = get_loss(loss)
+    if loss_fn.classification:
+        if model.out_shape != ():
+            raise ValueError(
+                f"loss: {type(loss_fn).__name__} needs a scalar-output model; "
+                f"model has out_shape {model.out_shape}"
+            )
+        y = dataset.y
+        if not isinstance(y, jax.core.Tracer) and not np.all(np.abs(np.asarray(y)) == 1):
+            raise ValueError(f"data: {type(loss_fn).__name__} needs labels y in {{-1, +1}}")
+    if not isinstance(dynamics, AbstractDynamics):
+        raise ValueError(
+            f"dynamics: expected GradientFlow or GradientDescent; got {type(dynamics).__name__}"
+        )
+    if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
+        raise ValueError(f"seeds: must be a positive integer; got {seeds!r}")
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1
+    ):
+        raise ValueError(f"chunk_size: must be a positive integer or None; got {chunk_size!r}")
+    if isinstance(seed_start, (bool, np.bool_)) or not isinstance(seed_start, (int, np.integer)) or seed_start < 0:
+        raise ValueError(f"seed_start: must be a non-negative integer; got {seed_start!r}")
+    if seed_start + seeds > 2**32:
+        # fold_in takes the seed index as uint32: index 2**32 would repeat seed 0's stream
+        raise ValueError(
+            f"seeds: seed indices must stay below 2**32 (seed_start + seeds = "
+            f"{seed_start + seeds})"
+        )
+    key = _check_key(key)
+    metric_items = ()
+    if metrics is not None:
+        if not isinstance(metrics, Mapping) or not all(callable(f) for f in metrics.values()):
+            raise ValueError("metrics: expected a mapping {name: fn(params) -> array}")
+        metric_items = tuple(sorted(metrics.items()))
+    init_fn = get_init(init)
+    dtype = jnp.result_type(dataset.X)
+    expected = model.param_shapes(dtype)
+    try:
+        got = jax.eval_shape(lambda k: init_fn(model, Dataset(dataset.X, dataset.y), k), key)
+    except ValueError:
+        raise
+    except Exception as e:  # noqa: BLE001 - report any failure of the user's init
+        raise ValueError(f"init: calling the initializer failed: {e}") from e
+    exp_shapes = jax.tree.map(lambda s: s.shape, expected)
+    got_shapes = jax.tree.map(lambda s: s.shape, got)
+    if jax.tree.structure(exp_shapes) != jax.tree.structure(got_shapes) or exp_shapes != got_shapes:
+        raise ValueError(
+            f"init: produced parameters {got_shapes} but {type(model).__name__} expects "
+            f"{exp_shapes}"
+        )
+    bad_dtype = [s.dtype for s in jax.tree.leaves(got) if s.dtype != dtype]
+    if bad_dtype:
+        raise ValueError(f"init: parameters must have the data's dtype {dtype}; got {bad_dtype[0]}")
+    for name, fn in metric_items:
+        _check_metric(name, fn, got)
+    # The objective on one seed's parameters, traced abstractly: a loss that does not
+    # give one scalar per sample fails here, naming `loss`, not inside the compiled run.
+    jax.eval_shape(lambda p: loss_fn(model.apply(p, dataset.X), dataset.y), got)
+    return SimulationInputs(model, dataset, loss_fn, init_fn, metric_items)
+
+
+def _check_metric(name, fn, params_like) -> None:
+    """A metric must map one seed's parameters to arrays (a PyTree of them)."""
+    try:
+        out = jax.eval_shape(fn, params_like)
+    except Exception as e:  # noqa: BLE001 - report any failure of the user's metric
+        raise ValueError(
+            f"metrics: metric {name!r} failed on one seed's parameters "
+            f"{jax.tree.map(lambda s: s.shape, params_like)}: {type(e).__name__}: {e}"
+        ) from e
+    leaves = jax.tree.leaves(out)
+    if not leaves or not all(isinstance(x, jax.ShapeDtypeStruct) for x in leaves):
+        raise ValueError(
+            f"metrics: metric {name!r} must return an array or a PyTree of arrays; got {out!r}"
+        )
+
+
+
+
+def _check_key(key):
+    try:
+        if jnp.issubdtype(jnp.result_type(key), jax.dtypes.prng_key):
+            if jnp.shape(key) == ():
+                return key
+        elif jnp.shape(key) == (2,) and jnp.result_type(key) == jnp.uint32:
+            return key
+    except TypeError:
+        pass
+    raise ValueError(
+        f"key: expected a JAX PRNG key (jax.random.key(0) or jax.random.PRNGKey(0)); got {key!r}"
+    )
