@@ -53,7 +53,7 @@ def test_test_risk_direct(lin_run):
 
 def test_conserved_drift_gf(lin_run):
     cd = A.conserved_drift(lin_run)
-    # GF at rtol 1e-10: conserved quantities drift at the solver-error level (BRIEF §0).
+    # GF at rtol 1e-10: conserved quantities drift at the solver-error level.
     assert cd.final.shape == (6,) and float(jnp.max(cd.final)) < 1e-8
     assert cd.path.shape == (6, lin_run.ts.shape[0])
     assert float(jnp.max(jnp.abs(cd.path[:, -1] - cd.final))) < 1e-14

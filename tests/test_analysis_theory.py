@@ -1,4 +1,4 @@
-"""Theory checks of the analysis measures on gradient-flow runs (BRIEF §1, §3), float64."""
+"""Theory checks of the analysis measures on gradient-flow runs (Min et al. 2021; Woodworth et al. 2020), float64."""
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +9,7 @@ import dynsim
 from dynsim import analysis as A
 from dynsim._status import Status
 
-# ‖r‖ ≤ 1e-11 ⇔ L = ½‖r‖² ≤ 5e-23 (BRIEF tolerances: implicit-bias limits ≤ 1e-6).
+# ‖r‖ ≤ 1e-11 ⇔ L = ½‖r‖² ≤ 5e-23 (implicit-bias limits are checked to 1e-6).
 STOP = 5e-23
 _OK = (Status.CONVERGED,)
 
@@ -32,7 +32,7 @@ def test_diagonal_reaches_implicit_bias(sparse_data, alpha):
     assert int(res.status[0]) in _OK  # stopped at ‖r‖ ≤ 1e-11, not at t1 / max_steps
     ref = A.implicit_bias_interpolator(sparse_data.X, sparse_data.y, alpha=alpha)
     # Residual ≤ 1e-11 and solver rtol 1e-12: the limit is reached to ~1e-11; 1e-6 is the
-    # BRIEF's implicit-bias tolerance.
+    # tolerance for implicit-bias limits.
     assert float(A.distance(res, ref)[0]) < 1e-6
     assert float(A.cosine(res, ref)[0]) > 1 - 1e-12
 

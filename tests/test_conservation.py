@@ -28,7 +28,7 @@ def _cases():
 
 @pytest.mark.parametrize("name", list(_cases()))
 def test_conserved_along_gradient_flow(name):
-    """rtol 1e-11: the BRIEF's budget; drift relative to the quantity's scale ≤ 1e-9."""
+    """rtol 1e-11, the conservation budget: drift relative to the quantity's scale ≤ 1e-9."""
     model, data, init = _cases()[name]
     flow = dynsim.GradientFlow(t1=5.0, rtol=1e-11, atol=1e-13, n_save=20, max_steps=20_000)
     res = dynsim.simulate(model, data, init=init, dynamics=flow, seeds=3, key=KEY, save_conserved=True)

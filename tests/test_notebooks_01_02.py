@@ -1,7 +1,8 @@
 """Smoke-run notebooks 01 and 02 at DYNSIM_NOTEBOOK_SCALE=small and check their key numbers.
 
 Tolerances (float64, rtol 1e-10 solvers):
-- conserved imbalance drift ≤ 1e-8 (measured ~1e-11; BRIEF §0 allows 1e-9 at rtol 1e-11);
+- conserved imbalance drift ≤ 1e-8 (measured ~1e-11; the conservation budget of
+  test_conservation.py is 1e-9 at rtol 1e-11);
 - Min et al.'s rate bound is a theorem: it must hold for every seed (the check already
   allows 1e-6 relative solver error), and the fitted asymptotic rate must not be below it;
 - the invariant-set limit is exact: relative distance to X⁺Y ≤ 1e-6 (measured ~1e-10,

@@ -39,7 +39,7 @@ def test_03_relu_bias_linear_rate(nb03):
     # Linear convergence for most seeds at the widest width (full size: 0.98 at m = 256; with
     # 64 seeds the binomial s.e. at p ≈ 0.97 is ≈ 0.02, so 0.85 is a > 5 s.e. margin).
     assert s["linear_rate_fraction"][widest] >= 0.85
-    # Kernel regime: the median rate approaches 2λ_min(K∞) (within the BRIEF's 10–30% for
+    # Kernel regime: the median rate approaches 2λ_min(K∞) (within the 10–30% for
     # asymptotic quantities; full size: 0.97 at m = 128, 1.00 at m = 256).
     assert 0.8 <= s["median_rate_over_theory"][widest] <= 1.2
     # and it increases with width (narrow nets are slower: 0.73 at m = 16).
