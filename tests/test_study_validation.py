@@ -71,6 +71,9 @@ BAD = [
     ("GD", "run.seeds", "100000000000"),  # counts are int32 inside JAX
     ("GD", "data.n", "100000000000"),  # the dry run used to abort in XLA allocating it
     ("GD", "run.chunk_size", "0"),
+    ("GD", "run.key", "18446744073709551617"),  # 2**64 + 1: beyond any PRNG seed
+    ("GD", "run.key", "4294967296"),  # 2**32: float32 studies would see key 0 again
+    ("GD", "data.seed", "18446744073709551616"),
     ("GD", "run.save_params", '"yes"'),
 ]
 IDS = [f"{b}-{f}={v}" for b, f, v in BAD]
@@ -141,6 +144,41 @@ def test_sweep_values_are_checked_with_the_sweep_line(tmp_path, capsys):
     f = write_study(tmp_path / "t.toml", small_study())
     assert main(["validate", str(f), "--set", "init.std=0.5"]) == 2
     assert "sweep.init.std" in _one_line_error(capsys.readouterr().err, "init.std")
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"\xff\xfe" + "name = 'x'\n".encode("utf-16-le"), "is not UTF-8 text (byte 0xff"),
+        (bytes(range(256)), "is not UTF-8 text"),
+        (b"name = 'x'\x00\x01\x02", "is a binary file (NUL byte at offset 10)"),
+    ],
+    ids=["utf16", "random-bytes", "nul"],
+)
+def test_unreadable_study_file_is_one_line(tmp_path, capsys, content, problem):
+    f = tmp_path / "s.toml"
+    f.write_bytes(content)
+    assert main(["validate", str(f)]) == 2
+    msg = _one_line_error(capsys.readouterr().err, "study")
+    assert problem in msg and str(f) in msg
+
+
+def test_byte_order_mark_is_accepted(tmp_path, capsys):
+    """A UTF-8 BOM (as some editors write) is not part of the TOML text."""
+    f = tmp_path / "s.toml"
+    f.write_bytes(b"\xef\xbb\xbf" + GD.encode())
+    assert main(["validate", str(f)]) == 0
+    assert study.load_study(str(f)).config == study.load_study(
+        str(write_study(tmp_path / "plain.toml", GD))).config
+
+
+def test_analyses_needing_a_test_split(tmp_path, capsys):
+    assert '"test_risk"]' in GD
+    text, _ = _set_in_file(GD, "data.n_test", "0")
+    f = write_study(tmp_path / "s.toml", text)
+    assert main(["validate", str(f)]) == 2
+    msg = _one_line_error(capsys.readouterr().err, "analyses")
+    assert "test_risk: needs a held-out split (data.n_test > 0)" in msg
 
 
 def test_validate_in_a_child_process_prints_one_line(tmp_path):

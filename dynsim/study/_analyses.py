@@ -98,7 +98,7 @@ def check_analysis(name: str, model, data, loss, init) -> str | None:
             return str(e).partition(": ")[2] or str(e)
     if name in ("dist_min_l2", "dist_min_l1", "dist_implicit_bias") and loss.classification:
         return "interpolators apply to regression (squared loss)"
-    if name in ("test_risk", "test_error") and data.X_test is None:
+    if name in ("test_risk", "test_error") and (data.X_test is None or len(data.X_test) == 0):
         return "needs a held-out split (data.n_test > 0)"
     return None
 

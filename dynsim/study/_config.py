@@ -134,6 +134,26 @@ def _bracket_balance(s: str) -> int:
     return s.count("[") + s.count("{") - s.count("]") - s.count("}")
 
 
+def read_study_text(p: Path) -> str:
+    """The text of a study file: UTF-8 (a leading byte-order mark is dropped); a binary
+    or otherwise encoded file is a `StudyError` naming the first bad byte."""
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise StudyError("study", f"cannot read {str(p)!r}: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise StudyError(
+            "study", f"{str(p)!r} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
+            f"{e.start}); a study file is TOML, saved as UTF-8"
+        ) from None
+    if "\x00" in text:
+        raise StudyError("study", f"{str(p)!r} is a binary file (NUL byte at offset "
+                         f"{text.index(chr(0))}); a study file is TOML text")
+    return text
+
+
 def resolve_study_path(study: str) -> Path:
     """A study file path, or the built-in preset of that name."""
     p = Path(study)
@@ -152,7 +172,7 @@ def parse_study(study: str | Path, overrides: list[str] | tuple = (), *,
     nothing is checked beyond TOML syntax and the overrides themselves."""
     if source is None:
         p = resolve_study_path(str(study))
-        source = p.read_text()
+        source = read_study_text(p)
         path = str(p)
     path = path or "<study>"
     try:

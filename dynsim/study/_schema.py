@@ -180,7 +180,10 @@ class NotInStudies(Field):
 
 # Counts (sizes, steps, seeds) are int32 inside JAX; the core's bound (`check_count`).
 MAX_COUNT = 2**31 - 2
-_HIGH_TEXT = {MAX_COUNT: "2**31 - 2"}
+# PRNG seeds: `jax.random.key(seed)` keeps only the low 32 bits when x64 is off (float32
+# studies), so larger seeds would silently repeat smaller ones.
+MAX_SEED = 2**32 - 1
+_HIGH_TEXT = {MAX_COUNT: "2**31 - 2", MAX_SEED: "2**32 - 1"}
 POS_INT = Number(integer=True, low=1, high=MAX_COUNT)
 PRECISIONS = ("float32", "float64")
 NONNEG_INT = Number(integer=True, low=0, high=MAX_COUNT)
@@ -189,7 +192,7 @@ NONNEG = Number(low=0)
 REAL = Number()
 BOOL = Bool()
 STR = Str()
-SEED = Number(integer=True, low=0)  # a PRNG seed: any non-negative (64-bit) integer
+SEED = Number(integer=True, low=0, high=MAX_SEED)  # a PRNG seed
 
 MODELS = {
     "LinearNet": {"in_dim": POS_INT, "hidden": ListOf(POS_INT, min_len=0),
