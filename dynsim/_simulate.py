@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _memory
 from ._problem import Problem
 from ._result import SimulationResult
 from ._validation import validate_simulation
@@ -59,7 +60,10 @@ def simulate(
     - `seeds`: number of initializations.  `key`: a JAX PRNG key.
     - `loss`: an `AbstractLoss`, a name (`"squared"`, `"logistic"`, `"exponential"`) or
       a per-sample callable `(pred, target) -> scalar`.
-    - `chunk_size`: seeds per compiled batch (default: all at once).
+    - `chunk_size`: seeds per compiled batch. Default: all seeds at once, up to
+      `_memory.AUTO_CHUNK_PROBE` (16,384); above that, the largest chunk whose program
+      fits half the available device memory, sized from the memory analysis of the
+      program compiled for 16,384 seeds.
     - `metrics`: `{name: fn(params) -> array}` saved at every save time.
     - `save_params`, `save_conserved`: also save parameters / conserved quantities at every
       save time (memory S × T × |θ|).
@@ -75,7 +79,10 @@ def simulate(
 
     **Returns:** a `SimulationResult`.
 
-    **Raises:** `ValueError` naming the offending argument, before anything is compiled.
+    **Raises:** `ValueError` naming the offending argument, before anything is compiled;
+    `ValueError` naming `chunk_size` (or `seeds`) once compiled, before running, if one
+    chunk's program does not fit the device's available memory or the results of all
+    seeds would not fit the host's.
     """
     model, dataset, loss_fn, init_fn, metric_items = validate_simulation(
         model, data, init=init, dynamics=dynamics, loss=loss, seeds=seeds, key=key,
@@ -86,10 +93,10 @@ def simulate(
     )
     init_data = Dataset(dataset.X, dataset.y)  # no `info`: keeps the static part hashable
     devices = _check_devices(devices)
+    n_dev = len(devices)
     chunk = seeds if chunk_size is None else min(int(chunk_size), seeds)
-    chunk = -(-chunk // len(devices)) * len(devices)
-    n_chunks = -(-seeds // chunk)
-    devices = devices if len(devices) > 1 else None
+    chunk = -(-chunk // n_dev) * n_dev
+    devices = devices if n_dev > 1 else None
     args = (problem, init_fn, dynamics, init_data, key)
     dynamic, static = eqx.partition(args, eqx.is_array)
     traced = not _at_top_level() or any(
@@ -101,7 +108,16 @@ def simulate(
     if traced:
         runner = lambda ids: _run_chunk(dynamic, static, ids, devices)
     else:
-        runner, compile_time = _compiled(dynamic, static, chunk, devices)
+        if chunk_size is None and chunk > _memory.AUTO_CHUNK_PROBE:
+            probe = -(-_memory.AUTO_CHUNK_PROBE // n_dev) * n_dev
+            _, _, compiled = _compiled(dynamic, static, probe, devices)
+            budget = _memory.DEVICE_SHARE * _memory.available_bytes()
+            chunk = _memory.chunk_from_probe(
+                _memory.program_bytes(compiled)[0], probe, chunk, budget, n_dev
+            )
+        runner, compile_time, compiled = _compiled(dynamic, static, chunk, devices)
+        _memory.check_fits(compiled, chunk, seeds, chunk_given=chunk_size is not None)
+    n_chunks = -(-seeds // chunk)
     outputs = []
     for c in range(n_chunks):
         lo = seed_start + c * chunk
@@ -175,7 +191,8 @@ def _run_seeds(dynamic, static, ids) -> Trajectories:
 
 
 def _compiled(dynamic, static, chunk, devices=None):
-    """AOT-compile the chunk function once per configuration; returns (fn, seconds)."""
+    """AOT-compile the chunk function once per configuration; returns (fn, seconds,
+    the compiled executable)."""
     avals = tuple((x.shape, x.dtype) for x in jax.tree.leaves(dynamic))
     cache_key = (static, jax.tree.structure(dynamic), avals, chunk, devices)
     try:
@@ -184,7 +201,7 @@ def _compiled(dynamic, static, chunk, devices=None):
         cache_key, static = None, _ById(static)
     if cache_key is not None and cache_key in _COMPILED:
         compiled = _COMPILED[cache_key]
-        return (lambda ids: compiled(dynamic, ids)), 0.0
+        return (lambda ids: compiled(dynamic, ids)), 0.0, compiled
     t0 = time.perf_counter()
     ids = jax.ShapeDtypeStruct((chunk,), jnp.int32)
     compiled = _run_chunk.lower(dynamic, static, ids, devices).compile()
@@ -193,7 +210,7 @@ def _compiled(dynamic, static, chunk, devices=None):
         if len(_COMPILED) >= _CACHE_SIZE:
             _COMPILED.pop(next(iter(_COMPILED)))
         _COMPILED[cache_key] = compiled
-    return (lambda ids: compiled(dynamic, ids)), seconds
+    return (lambda ids: compiled(dynamic, ids)), seconds, compiled
 
 
 class _ById:

@@ -168,3 +168,4 @@ def test_validate_simulation_is_the_check_simulate_makes(data):
     with pytest.raises(ValueError, match="^seeds:") as via_simulate:
         dynsim.simulate(model, data, key=KEY, **bad)
     assert str(direct.value) == str(via_simulate.value)
+
