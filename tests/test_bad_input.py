@@ -38,6 +38,11 @@ CASES = {
     "integer y": (lambda: dynsim.data.Dataset(X, jnp.arange(5)), "data: y"),
     "float16 X": (lambda: dynsim.data.Dataset(X.astype(jnp.float16), Y.astype(jnp.float16)), "data: X"),
     "no samples": (lambda: dynsim.data.Dataset(jnp.ones((0, 4)), jnp.ones(0)), "data: X"),
+    # a pair (X, y) is cast to the default float: never from complex or half precision
+    "complex X in a pair": (lambda: _sim(data=(np.asarray(X, np.complex64), Y)), "data: X"),
+    "float16 y in a pair": (lambda: _sim(data=(X, np.asarray(Y, np.float16))), "data: y"),
+    "complex X_test in a 4-tuple": (
+        lambda: _sim(data=(X, Y, np.asarray(X[:3], complex), Y[:3])), "data: X_test"),
     "string data": (lambda: _sim(data=(np.array([["a"]]), np.array(["b"]))), "data"),
     # simulate
     "seed_start=True": (lambda: _sim(seed_start=True), "seed_start"),

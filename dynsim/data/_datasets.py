@@ -87,10 +87,21 @@ def as_dataset(data: Any) -> Dataset:
     if isinstance(data, Dataset):
         return data
     if isinstance(data, (tuple, list)) and len(data) in (2, 4):
-        try:
-            arrays = [jnp.asarray(a, dtype=float) for a in data]
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"data: the arrays must hold real numbers: {e}") from None
+        names = ("X", "y") if len(data) == 2 else ("X", "y", "X_test", "y_test")
+        arrays = []
+        for name, a in zip(names, data, strict=True):
+            try:
+                kind = a.dtype if hasattr(a, "dtype") else np.asarray(a).dtype
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"data: {name} must hold real numbers: {e}") from None
+            if jnp.issubdtype(kind, jnp.complexfloating) or (
+                jnp.issubdtype(kind, jnp.floating) and jnp.finfo(kind).bits < 32
+            ):
+                _check_real_float(name, np.empty(0, kind))  # the Dataset's own message
+            try:
+                arrays.append(jnp.asarray(a, dtype=float))  # integers: the default float
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"data: the arrays must hold real numbers: {e}") from None
         return Dataset(*arrays)
     raise ValueError(f"data: expected a Dataset or a pair (X, y); got {type(data).__name__}")
 
