@@ -1,9 +1,11 @@
-"""The `dynsim` command line: run / resume studies, report, presets, demo, info."""
+"""The `dynsim` command line: run / resume / repair studies, report, presets, demo, info."""
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 
@@ -15,7 +17,7 @@ from .study._config import PRESET_DIR, parse_study, run_options
 from .study._errors import StoreError, StudyError
 from .study._interrupt import Interrupts, busy
 from .study._report import point_summaries, report, summary_table
-from .study._runner import versions
+from .study._runner import repair, versions
 from .study._store import Store
 
 DEMO_PRESET = "diagonal_sparse"
@@ -58,9 +60,12 @@ def _peek_config(study: str, overrides) -> dict:
 def cmd_run(args) -> int:
     # SIGINT is deferred from here on (validation builds every point with JAX, too):
     # see dynsim/study/_interrupt.py
-    with Interrupts() as guard:
+    with Interrupts(final=args.program) as guard:
         if args.resume:
-            m = Store(args.out).read_manifest()
+            store = Store(args.out)
+            store.check_location()
+            m = store.read_manifest()
+            store.check_current(m, "resumed")
             _enable_precision({"run": {"precision": m["run"]["precision"]}})
             study = load_study(args.study, args.set) if args.study else None
             seeds, n_points = m["run"]["seeds"], len(m["points"])
@@ -96,9 +101,10 @@ def _note(message: str) -> None:
 def _report_failure(out, error: Exception) -> None:
     """One line on a run that failed: the error, where its traceback is, what next."""
     store = Store(out)
-    if not store.exists():  # failed before the store was written: nothing to point to
-        raise error
-    m = store.read_manifest()
+    try:
+        m = store.read_manifest()
+    except StoreError:  # failed before the store was written: nothing to point to
+        raise error from None
     n = store.finished_chunks(m)
     after = (f"rerun with `dynsim run --resume --out {out}` to keep its {n} finished chunk(s)"
              if n else "nothing was finished: fix the cause and rerun the same command")
@@ -187,10 +193,15 @@ def cmd_info(args) -> int:
 
 def cmd_validate(args) -> int:
     _enable_precision(_peek_config(args.study, args.set))
-    with Interrupts() as guard:  # the dry run builds every point with JAX
+    with Interrupts(final=args.program) as guard:  # the dry run builds every point with JAX
         st = load_study(args.study, args.set)
         guard.check()
     print(f"{st.path}: OK ({len(st.points())} sweep point(s))")
+    return 0
+
+
+def cmd_repair(args) -> int:
+    repair(args.dir, log=lambda message: print(f"dynsim repair: {message}"))
     return 0
 
 
@@ -219,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--quiet", action="store_true")
     rep.set_defaults(fn=cmd_report)
 
+    fix = sub.add_parser(
+        "repair", help="rebuild a results directory's manifest, indexes and study.toml from "
+                       "its chunks' metadata")
+    fix.add_argument("dir")
+    fix.set_defaults(fn=cmd_repair)
+
     pr = sub.add_parser("presets", help="list the built-in studies")
     pr.set_defaults(fn=cmd_presets)
 
@@ -235,13 +252,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """The program (`argv` None: `sys.argv`), or one command in-process (`argv` given:
+    then SIGINT is never left ignored afterwards)."""
     args = build_parser().parse_args(argv)
+    args.program = argv is None
     try:
         return args.fn(args)
     except (StudyError, StoreError) as e:
         print(f"dynsim: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # e.g. `report` into a read-only directory
+        print(f"dynsim: error: {e.filename or ''}{': ' if e.filename else ''}"
+              f"{e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
+        # the program ends here: a second Ctrl-C must not interrupt the message or the
+        # clean-up at exit (JAX's atexit handlers), which would print a traceback
+        if args.program and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         if args.command == "run":
             print(f"\ndynsim: interrupted; finished chunks are saved. Continue with "
                   f"`dynsim run --resume --out {args.out}`", file=sys.stderr)

@@ -33,11 +33,14 @@ def reference(tmp_path_factory):
 def test_layout(reference):
     _, out = reference
     m = json.loads((out / "manifest.json").read_text())
-    assert m["status"] == "complete" and m["format"] == "dynsim-study/1"
+    assert m["status"] == "complete" and m["format"] == "dynsim-study/2"
+    assert len(m["study_sha256"]) == 64 and all(len(pt["sha256"]) == 64 for pt in m["points"])
     assert {"jax", "diffrax", "python"} <= set(m["versions"])
     assert m["devices"] and m["run"]["chunk_size"] == 4
     index = json.loads((out / "points" / "0001" / "index.json").read_text())
     assert sorted(index["chunks"]) == ["0", "1", "2"]
+    assert index["study_sha256"] == m["study_sha256"]
+    assert index["point_sha256"] == m["points"][1]["sha256"] != m["points"][0]["sha256"]
     assert [(e["start"], e["stop"]) for e in index["chunks"].values()] == [(0, 4), (4, 8), (8, 10)]
     assert all(len(e["sha256"]) == 64 for e in index["chunks"].values())
     assert (out / "study.toml").is_file()

@@ -14,6 +14,12 @@ has begun is finished first (`lock`); none is committed after the request (`stop
 The worker cannot be stopped inside XLA: it finishes the computation it is in, then
 stops at its next chunk. A program that ends on the interrupt (the CLI) leaves with
 `os._exit` while `busy()`, rather than waiting or finalizing under a running thread.
+
+A second Ctrl-C soon after the first (the user presses it twice) would otherwise land in
+whatever runs next: the program's last message, or JAX's `atexit` clean-up, which prints
+"Exception ignored in atexit callback … Traceback … KeyboardInterrupt". A guard made
+with `final=True` (for a program that ends on the interrupt) therefore leaves SIGINT
+ignored, not restored, when it exits after an interrupt.
 """
 
 import signal
@@ -31,7 +37,8 @@ class Stopped(Exception):
 class Interrupts:
     """Defers SIGINT while a run is in progress; see the module docstring."""
 
-    def __init__(self):
+    def __init__(self, *, final: bool = False):
+        self.final = final  # after an interrupt, leave SIGINT ignored (module docstring)
         self.requested = threading.Event()
         self.lock = threading.Lock()  # held while a chunk is committed
         self.stopping = False
@@ -49,10 +56,13 @@ class Interrupts:
                 signal.signal(signal.SIGINT, self._handler)
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> bool:
         self._depth -= 1
         if self._depth == 0 and self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+            interrupted = self.requested.is_set() or (
+                exc_type is not None and issubclass(exc_type, KeyboardInterrupt))
+            signal.signal(signal.SIGINT,
+                          signal.SIG_IGN if self.final and interrupted else self._old)
             self._old = None
         return False
 
