@@ -1,12 +1,14 @@
 """Dynamics: how a seed's parameters evolve under training, and what is saved.
 
 `GradientFlow` integrates dθ/dt = −∇L(θ) (diffrax per seed, or the batched loop of
-`dynsim.dynamics.batched` for many seeds); `GradientDescent` steps
+`dynsim.dynamics.batched` for many seeds; `FusedTsit5` is the diffrax solver of its
+per-seed Tsit5 path); `GradientDescent` steps
 θ_{k+1} = θ_k + update_k with an optax optimizer. Both implement `AbstractDynamics` and
 return `Trajectories`.
 """
 
 from ._base import AbstractDynamics as AbstractDynamics
+from ._fused_tsit5 import FusedTsit5 as FusedTsit5
 from ._gradient_descent import GradientDescent as GradientDescent
 from ._gradient_flow import GradientFlow as GradientFlow
 from ._trajectories import Trajectories as Trajectories

@@ -21,6 +21,7 @@ from ._flow_helpers import (
     params_dtype,
     step_controller,
 )
+from ._fused_tsit5 import FusedTsit5
 from ._trajectories import Trajectories
 from .batched import auto_slots, solve
 
@@ -35,6 +36,11 @@ class GradientFlow(AbstractDynamics):
       geometric grid from min(10⁻², t1/10³) to `t1`.
     - `solver`: any diffrax ODE solver (default `Tsit5()`); adaptive solvers use a PID
       controller with `rtol`, `atol` (`pcoeff=0.3, icoeff=0.4`); `dt0` for fixed-step solvers.
+      Per seed (`run`, the `vmap` path), `Tsit5()` runs as `dynsim.dynamics.FusedTsit5`:
+      the same method and step control with fused stage sums, equal to diffrax's
+      implementation up to rounding and faster (`benchmarks/vmap_solver.py`); a `Tsit5`
+      given an explicit `scan_kind` runs as diffrax's own (`Tsit5(scan_kind="bounded")`
+      is what diffrax makes of `Tsit5()` under `RecursiveCheckpointAdjoint`).
       Stiff flows (e.g. diagonal nets at α ≳ 1, Hessian eigenvalues ~ 8α²λ(XXᵀ)): an
       explicit solver's loss then stalls at a level ∝ rtol² (it ends at `MAX_STEPS`); use
       an implicit solver such as `diffrax.Kvaerno5()` in float64 (implicit solvers do not
@@ -51,7 +57,9 @@ class GradientFlow(AbstractDynamics):
       t ~ 10¹² (tolerances then apply per unit of log-time).
     - `adjoint`: diffrax adjoint for differentiating through the solve (default
       `RecursiveCheckpointAdjoint()`: exact reverse mode with bounded memory; use
-      `diffrax.ForwardMode()` for `jax.jacfwd`).
+      `diffrax.ForwardMode()` for `jax.jacfwd`). `diffrax.BacksolveAdjoint` does not
+      apply: it supports neither the stop event nor the `SaveAt(subs=...)` that `run`
+      uses (diffrax raises `NotImplementedError`).
     - `batched`: how `run_batch` (used by `simulate`) solves many seeds. `True`
       (default): one adaptive Tsit5 loop over the whole batch with per-seed step sizes,
       error control, saving and stopping (`dynsim.dynamics.batched`), faster than
@@ -59,7 +67,7 @@ class GradientFlow(AbstractDynamics):
       the tolerances; used when `solver` is `Tsit5` and `adjoint` is a
       `RecursiveCheckpointAdjoint` (reverse mode works; forward mode does not), otherwise
       `run_batch` falls back to `vmap(run)`. `False`: always `vmap(run)` (per-seed
-      `diffeqsolve`), needed for other adjoints (`ForwardMode`, `BacksolveAdjoint`).
+      `diffeqsolve`), needed for other adjoints (`ForwardMode`).
     - `block_size`: how many seeds are integrated at once. Batched Tsit5 loop: the loop
       holds `block_size` slots; when a slot's seed stops (end time, event, divergence,
       `max_steps`) its result is written out and the slot takes the next waiting seed,
@@ -152,7 +160,7 @@ class GradientFlow(AbstractDynamics):
         to_s = time.to_s
 
         def vector_field(s, params, args):
-            g = jax.grad(problem.value)(params)
+            g = problem.value_and_grad(params)[1]
             rate = time.rate(s)
             return jax.tree.map(lambda x: -rate * x, g)
 
@@ -175,14 +183,15 @@ class GradientFlow(AbstractDynamics):
         )
         term = diffrax.ODETerm(vector_field)
         s0, s1 = jnp.zeros((), ts.dtype), to_s(jnp.asarray(self.t1, ts.dtype))
-        adaptive = isinstance(self.solver, diffrax.AbstractAdaptiveSolver)
+        solver = per_seed_solver(self.solver)
+        adaptive = isinstance(solver, diffrax.AbstractAdaptiveSolver)
         sol = diffrax.diffeqsolve(
             term,
-            self.solver,
+            solver,
             t0=s0,
             t1=s1,
             dt0=(
-                initial_step(self.solver, self._controller(), term, s0, s1, params0, self.dt0)
+                initial_step(solver, self._controller(), term, s0, s1, params0, self.dt0)
                 if adaptive
                 else self.dt0
             ),
@@ -224,9 +233,21 @@ class GradientFlow(AbstractDynamics):
         )
 
 
+def per_seed_solver(solver: diffrax.AbstractSolver) -> diffrax.AbstractSolver:
+    """The solver `GradientFlow.run` hands to `diffeqsolve`: `FusedTsit5` for
+    `diffrax.Tsit5()` (the same method and steps, computed with fused stage sums), any
+    other solver as given. A `Tsit5` with an explicit `scan_kind` (a setting of
+    diffrax's own stage loop) is kept: that is how to run diffrax's implementation
+    (`scan_kind="bounded"`: what diffrax runs for `Tsit5()` under
+    `RecursiveCheckpointAdjoint`, `"lax"` under `ForwardMode`)."""
+    if type(solver) is diffrax.Tsit5 and solver.scan_kind is None:
+        return FusedTsit5()
+    return solver
+
+
 def supports_batched(flow: GradientFlow) -> bool:
     """Whether `run_batched` reproduces `flow.run` (Tsit5, checkpointed adjoint)."""
-    return type(flow.solver) is diffrax.Tsit5 and isinstance(
+    return type(flow.solver) in (diffrax.Tsit5, FusedTsit5) and isinstance(
         flow.adjoint, diffrax.RecursiveCheckpointAdjoint
     )
 

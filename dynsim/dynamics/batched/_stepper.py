@@ -34,13 +34,14 @@ def _stage_sum(y, coeffs, weights, gs):
     """y + Σ_j coeffs[j]·weights[j]·gs[j], per seed: `coeffs` are tableau entries
     (Python floats, zeros skipped), `weights[j]` (S,) per-seed factors (−dt·rate), `gs`
     raw gradients (leaves (S, ...)); `y=None` for the plain sum. One fused pass over
-    y and the gradients: the scaled stages dt·f_j are never materialized."""
+    y and the gradients: the scaled stages dt·f_j are never materialized. (Scalar
+    weights and leaves without a seed axis: one seed, as in `FusedTsit5`.)"""
     terms = [(float(c), w, g) for c, w, g in zip(coeffs, weights, gs) if float(c) != 0.0]
 
     def leaf(y_leaf, *g_leaves):
         acc = None
         for (c, w, _), g in zip(terms, g_leaves):
-            t = (c * w).reshape(w.shape + (1,) * (g.ndim - 1)) * g
+            t = (c * w).reshape(w.shape + (1,) * (g.ndim - w.ndim)) * g
             acc = t if acc is None else acc + t
         return acc if y_leaf is None else y_leaf + acc
 
