@@ -81,7 +81,9 @@ def test_point_directory_of_another_study_is_refused(stores, tmp_path, capsys):
         run_study(None, out, resume=True)
     assert main(["run", "--resume", "--out", str(out), "--quiet"]) == 2
     _one_line_error(capsys, "points/0001/index.json", "another study")
-    # nothing of the foreign directory was replaced
+    # refused before anything was written: the store's record and the foreign files stay
+    assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
+    assert not (out / "error.log").exists()
     for a, b in zip(sorted((out / "points" / "0001").iterdir()),
                     sorted((other / "points" / "0001").iterdir())):
         assert a.read_bytes() == b.read_bytes()
@@ -220,6 +222,26 @@ def test_lost_manifest_is_rebuilt_from_the_chunks(stores, tmp_path, capsys, dama
     _identical(study.load(out), study.load(ref))
 
 
+def test_lost_index_is_rebuilt_with_the_manifest_kept(stores, tmp_path):
+    """Without its index a point's chunks are not trusted (resume would recompute them);
+    a repair indexes them again from their own metadata."""
+    _, ref, _ = stores
+    out = _copy(ref, tmp_path / "out")
+    (out / "points" / "0001" / "index.json").unlink()
+    with pytest.raises(StoreError, match="missing from the index"):
+        study.load(out)
+    summary = repair(out)
+    assert summary["manifest"] == "kept" and summary["chunks"] == 6
+    _identical(study.load(out), study.load(ref))
+    old = json.loads((ref / "points" / "0001" / "index.json").read_text())
+    new = json.loads((out / "points" / "0001" / "index.json").read_text())
+    assert {k: v for k, v in new.items() if k != "chunks"} == {
+        k: v for k, v in old.items() if k != "chunks"}
+    for c, entry in old["chunks"].items():
+        assert {k: new["chunks"][c][k] for k in ("file", "start", "stop", "sha256", "bytes")} == {
+            k: entry[k] for k in ("file", "start", "stop", "sha256", "bytes")}
+
+
 def test_repair_leaves_out_damaged_and_foreign_chunks(stores, tmp_path):
     _, ref, other = stores
     out = _copy(ref, tmp_path / "out")
@@ -304,20 +326,30 @@ def _wait_for(path, proc, timeout=120):
         time.sleep(0.02)
 
 
-def test_parallel_resume_of_a_running_store_is_refused(tmp_path, capsys):
+def test_parallel_resume_refused_then_two_quick_ctrl_c_then_resume(tmp_path, capsys):
     """A run in another process and a `--resume` of its store: the resume is refused in
-    one line, and the run computes every chunk once, keeping its run log."""
-    f = write_study(tmp_path / "s.toml", seeds=16, chunk=4, steps=20_000)
+    one line. Two SIGINTs 50 ms apart as that run starts (its point being built or
+    compiled) end it with exit 130 and one line, no traceback from JAX's clean-up at
+    exit. Resumed, every chunk has been computed once, and the run log holds both runs."""
+    f = write_study(tmp_path / "s.toml", seeds=8, chunk=4, steps=2000)
     out = tmp_path / "out"
-    proc = _cli("run", f, "--out", out, "--quiet")
+    proc = _cli("run", f, "--out", out)
     _wait_for(out / "manifest.json", proc)
     assert main(["run", "--resume", "--out", str(out), "--quiet"]) == 2
     _one_line_error(capsys, "another dynsim process", f"pid {proc.pid}")
-    stdout, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 0, (stdout, stderr)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (stdout, stderr)
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("point ")]
+    assert len(lines) == 1 and "interrupted" in lines[0], stderr
+    assert main(["run", "--resume", "--out", str(out), "--quiet"]) == 0
     m = json.loads((out / "manifest.json").read_text())
-    assert m["status"] == "complete" and len(m["sessions"]) == 1
-    assert m["sessions"][0]["chunks_computed"] == 8
+    assert m["status"] == "complete" and len(m["sessions"]) == 2
+    assert sum(r["chunks_computed"] for r in m["sessions"]) == 4
+    assert m["sessions"][0]["status"] == "interrupted"
 
 
 # ---------------------------------------------------------------- --out and write errors
@@ -333,6 +365,12 @@ def test_out_that_is_a_file(stores, tmp_path, capsys):
         assert main(["run", "--resume", "--out", str(out), "--quiet"]) == 2
         _one_line_error(capsys, "is a file, not a directory")
     assert file.read_text() == "x"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("x")
+    assert main(["run", str(f), "--out", str(mine), "--quiet"]) == 2
+    _one_line_error(capsys, "directory exists and is not empty (notes.txt)")
+    assert sorted(x.name for x in mine.iterdir()) == ["notes.txt"]  # no lock file left
 
 
 @pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES])
@@ -430,21 +468,3 @@ def test_final_guard_leaves_sigint_ignored_after_an_interrupt():
         assert signal.getsignal(signal.SIGINT) is before  # a library guard restores it
     finally:
         signal.signal(signal.SIGINT, before)
-
-
-def test_two_quick_ctrl_c_end_in_one_line(tmp_path):
-    """Two SIGINTs 50 ms apart as the run starts (before the store's manifest was seen:
-    the study was loaded, the point is being built or compiled): exit 130 with one line,
-    no traceback from JAX's clean-up at exit."""
-    f = write_study(tmp_path / "s.toml", seeds=8, chunk=4, steps=2000)
-    out = tmp_path / "out"
-    proc = _cli("run", f, "--out", out, "--quiet")
-    _wait_for(out / "manifest.json", proc)
-    proc.send_signal(signal.SIGINT)
-    time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert proc.returncode == 130, (stdout, stderr)
-    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
-    assert len(lines) == 1 and "interrupted" in lines[0], stderr

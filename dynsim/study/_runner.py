@@ -231,6 +231,8 @@ def run_study(study: Study | str | Path | None, out: str | Path, *, resume: bool
         store.check_location()
         if resume:
             store.check_current(store.read_manifest(), "resumed")
+        else:
+            store.check_new()
         with store.lock():
             return _run(study, store, resume=resume, quiet=quiet, progress=progress, log=log,
                         guard=guard)
@@ -248,8 +250,13 @@ def _run(study, store, *, resume, quiet, progress, log, guard) -> dict:
     points = study.points()
     headers = _headers(study)
     study_json = _study_json(study)
-    session = {"started": _now(), "chunks_computed": 0, "chunks_recomputed": 0}
-    m["sessions"].append(session)
+    for p, header in enumerate(headers):  # refused before anything is written
+        reason = store.index_mismatch(p, store.read_index(p), header)
+        if reason is not None:
+            raise StoreError(f"{reason}; not resumed (move {store.point_dir(p)} away to "
+                             "recompute the point, or use a new --out)")
+    this_run = {"started": _now(), "chunks_computed": 0, "chunks_recomputed": 0}
+    m["sessions"].append(this_run)
     m["status"] = "running"
     with store.writing():
         store.write_manifest(m)
@@ -264,10 +271,6 @@ def _run(study, store, *, resume, quiet, progress, log, guard) -> dict:
             label = ", ".join(f"{k}={v}" for k, v in point["coords"].items())
             progress.start_point(p, label)
             index = store.read_index(p)
-            reason = store.index_mismatch(p, index, header)
-            if reason is not None:
-                raise StoreError(f"{reason}; not resumed (move {store.point_dir(p)} away to "
-                                 "recompute the point, or use a new --out)")
             missing = []
             for c, (lo, hi) in enumerate(ranges):
                 guard.check()
@@ -284,7 +287,7 @@ def _run(study, store, *, resume, quiet, progress, log, guard) -> dict:
                     progress.skip(hi - lo)
                     continue
                 if entry is not None:
-                    session["chunks_recomputed"] += 1
+                    this_run["chunks_recomputed"] += 1
                 missing.append(c)
             if not missing:
                 progress.end_point()
@@ -323,7 +326,7 @@ def _run(study, store, *, resume, quiet, progress, log, guard) -> dict:
                         store.commit_chunk(p, c, ds, lo, hi_true, now - t_chunk[0],
                                            header=header, study_json=study_json)
                     t_chunk[0] = now
-                    session["chunks_computed"] += 1
+                    this_run["chunks_computed"] += 1
                     progress.advance(hi_true - lo, (c + 1, len(ranges)))
 
             progress.start_compute(len(missing))
@@ -343,16 +346,16 @@ def _run(study, store, *, resume, quiet, progress, log, guard) -> dict:
         status = "interrupted"
         raise
     except BaseException as e:
-        m["error"] = session["error"] = _one_line(e)
+        m["error"] = this_run["error"] = _one_line(e)
         # best effort: on a full disk the error log cannot be written either
         with contextlib.suppress(OSError):
             atomic_write_bytes(store.error_log, traceback.format_exc().encode())
         raise
     finally:
         progress.close()
-        session["finished"] = _now()
-        session["status"] = status
-        session["wall_s"] = time.perf_counter() - t_run
+        this_run["finished"] = _now()
+        this_run["status"] = status
+        this_run["wall_s"] = time.perf_counter() - t_run
         m["status"] = status
         m["timings"] = {
             "wall_s_total": sum(s.get("wall_s", 0.0) for s in m["sessions"]),
@@ -383,7 +386,7 @@ def repair(out: str | Path, *, log=None) -> dict:
     Every chunk holds its study (file text, overrides, resolved config), the study and
     point hashes, its place (point, chunk, seeds) and a hash of its data. From them this
     restores a missing `study.toml`, rebuilds a missing or unreadable `manifest.json`
-    (its run history is lost: `sessions` starts empty, `repaired` says when) and every
+    (the record of past runs is lost; `repaired` says when) and every
     point's index. A chunk is indexed only if it reads back, its data hash holds and it
     belongs to the store's study and to the point and seeds its file name says; others
     are left out (a resume recomputes them) and listed. A `study.toml` that does not

@@ -232,6 +232,19 @@ class Store:
                     raise StoreError(f"{r}: {parent} is a file, not a directory")
                 break
 
+    def check_new(self) -> None:
+        """For a new run: `StoreError` if the directory holds files and is no store (no
+        manifest.json, no lock file), before anything (the lock file) is written there."""
+        r = self.root
+        if not r.is_dir() or self.exists() or (r / LOCK_NAME).exists():
+            return
+        entries = sorted(f.name for f in r.iterdir())
+        if self.chunk_files():
+            raise StoreError(f"{r}: holds chunks but no manifest.json; `dynsim repair {r}` "
+                             "rebuilds it from their metadata, then --resume continues")
+        if entries:
+            raise StoreError(f"{r}: directory exists and is not empty ({entries[0]})")
+
     def chunk_files(self) -> list[Path]:
         """Every chunk file present under points/, indexed or not."""
         return sorted(self.root.glob("points/[0-9]*/chunk_*.nc"))
@@ -467,13 +480,6 @@ class Store:
             return "unreadable", False
         reason = self.attrs_mismatch(ds.attrs, header, c, start, stop)
         return reason, reason is not None
-
-    def readable(self, p: int, c: int, entry: dict) -> bool:
-        try:
-            self.read_chunk_file(self.point_dir(p) / entry["file"])
-            return True
-        except StoreError:
-            return False
 
     def finished_chunks(self, manifest: dict) -> int:
         """How many chunks the points' indexes record as done (not re-verified)."""
