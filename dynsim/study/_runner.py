@@ -221,6 +221,15 @@ def run_study(study: Study | str | Path | None, out: str | Path, *, resume: bool
     (with its per-seed analyses) before the next starts. Every chunk is always computed
     by the same compiled function with the same seed positions, so a resumed run's data
     equal an uninterrupted run's bitwise.
+
+    The store's lock (`Store.lock`) is held from before the store is read until the run
+    ends: one process writes a store at a time.
+
+    **Raises:** `StoreError` (one line, naming the file) if another process is writing
+    the store; if a resumed store's `study.toml` is missing or no longer gives the study
+    hash of its manifest, or a point's index or a chunk belongs to another study or sweep
+    point; if `out` is a file or cannot be written (read-only, no permission, disk full:
+    finished chunks are kept, and a resume continues once space is freed).
     """
     guard = interrupts if interrupts is not None else Interrupts()
     with guard:
