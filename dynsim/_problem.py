@@ -36,7 +36,22 @@ class Problem(eqx.Module):
     def value_and_grad(
         self, params: Params, batch: Int[Array, " b"] | None = None
     ) -> tuple[Scalar, Params]:
-        return jax.value_and_grad(self.value)(params, batch)
+        """(L(θ), ∇L(θ)), or with `batch` the minibatch estimate and its gradient.
+
+        By the chain rule through the predictions f = f(θ; X):
+        ∇L(θ) = (∂f/∂θ)ᵀ ∂ℓ/∂f, where ∂ℓ/∂f (n, *out_shape) is reverse mode of the loss
+        alone (any loss, reduction or minibatch estimate) and (∂f/∂θ)ᵀ is the model's
+        `apply_and_pullback`: hand-written for the built-in families, JAX's reverse mode
+        for other models (then this is `jax.value_and_grad(value)`).
+        """
+        if batch is None:
+            X, loss = self.X, (lambda f: self.loss(f, self.y))
+        else:
+            n = self.X.shape[0]
+            X, loss = self.X[batch], (lambda f: self.loss.estimate(f, self.y[batch], n))
+        pred, pullback = self.model.apply_and_pullback(params, X)
+        value, dpred = jax.value_and_grad(loss)(pred)
+        return value, pullback(dpred)
 
     def summary(self, params: Params) -> dict[str, Any]:
         """What is saved at each save time: loss, ‖∇L‖₂, metrics (and params if asked)."""

@@ -1,5 +1,6 @@
 """Elementwise activations by name, with their degree of positive homogeneity."""
 
+import math
 from collections.abc import Callable
 
 import jax
@@ -36,6 +37,47 @@ def activation_fn(name: str, leaky_slope: float = 0.01) -> Callable:
         return jnp.square
     if name == "linear":
         return lambda z: z
+    raise ValueError(f"activation: unknown activation {name!r}; choose one of {ACTIVATIONS}")
+
+
+def activation_and_derivative(name: str, leaky_slope: float = 0.01) -> Callable:
+    """z ↦ (σ(z), σ′(z)) for the activation `name`, elementwise, for hand-written pullbacks.
+
+    σ′ is the derivative JAX's autodiff takes of `activation_fn(name)`, kink included:
+    relu′(0) = 0 (`jax.nn.relu`), leaky relu′(0) = 1 (the `z >= 0` branch);
+    tanh′ = 1 − tanh², softplus′ = sigmoid, sigmoid′ = s(1 − s), erf′ = (2/√π)e^{−z²},
+    quadratic′ = 2z, linear′ = 1. Plain jnp, so JAX differentiates it again (relu′ and
+    leaky relu′ have derivative 0, as autodiff's second derivative of σ).
+    """
+    if name == "relu":
+        return lambda z: (jax.nn.relu(z), jnp.where(z > 0, 1.0, 0.0).astype(z.dtype))
+    if name == "leaky_relu":
+        return lambda z: (
+            jnp.where(z >= 0, z, leaky_slope * z),
+            jnp.where(z >= 0, 1.0, leaky_slope).astype(z.dtype),
+        )
+    if name == "tanh":
+
+        def tanh(z):
+            t = jnp.tanh(z)
+            return t, 1 - t * t
+
+        return tanh
+    if name == "softplus":
+        return lambda z: (jax.nn.softplus(z), jax.nn.sigmoid(z))
+    if name == "sigmoid":
+
+        def sigmoid(z):
+            s = jax.nn.sigmoid(z)
+            return s, s * (1 - s)
+
+        return sigmoid
+    if name == "erf":
+        return lambda z: (jsp.erf(z), (2 / math.sqrt(math.pi)) * jnp.exp(-z * z))
+    if name == "quadratic":
+        return lambda z: (jnp.square(z), 2 * z)
+    if name == "linear":
+        return lambda z: (z, jnp.ones_like(z))
     raise ValueError(f"activation: unknown activation {name!r}; choose one of {ACTIVATIONS}")
 
 

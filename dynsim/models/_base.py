@@ -1,6 +1,7 @@
 """The model interface: a parametrization f(θ; x), its parameters and its invariants."""
 
 import abc
+from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
@@ -25,7 +26,9 @@ class AbstractModel(eqx.Module):
       per layer, in the order of `layers`);
     - optionally `conserved(params)`: a dict of quantities constant under gradient flow,
       `predictor(params)` for models linear in their input, and `width` (used by
-      width-scaled initializations).
+      width-scaled initializations);
+    - optionally `apply_and_pullback(params, X)`: the predictions and a hand-written
+      vector–Jacobian product (the built-in families have one; the default is autodiff).
     """
 
     @property
@@ -44,6 +47,24 @@ class AbstractModel(eqx.Module):
 
     @abc.abstractmethod
     def gaussian(self, key: Key, std: Any, dtype: Any = None) -> Params: ...
+
+    def apply_and_pullback(
+        self, params: Params, X: Inputs
+    ) -> tuple[Predictions, Callable[[Predictions], Params]]:
+        """(f(θ; X), v ↦ vᵀ ∂f(θ; X)/∂θ): the predictions and their pullback, which maps a
+        cotangent of the predictions (shape `(n, *out_shape)`, e.g. dL/df) to a
+        params-shaped gradient. `Problem.value_and_grad` computes ∇L(θ) = pullback(∂L/∂f).
+
+        This default is JAX's reverse mode (`jax.vjp` of `apply`); the built-in families
+        override it with hand-written pullbacks whose contractions suit a batch of seeds.
+        """
+        pred, vjp = jax.vjp(lambda p: self.apply(p, X), params)
+        return pred, lambda g: vjp(g)[0]
+
+    def _apply_overridden(self, cls: type) -> bool:
+        """A subclass of the built-in `cls` with its own `apply`: the hand-written
+        pullback of `cls` would not be its derivative, so it gets autodiff's."""
+        return type(self).apply is not cls.apply
 
     @property
     def width(self) -> int:
@@ -167,6 +188,52 @@ class AbstractLayeredNet(AbstractModel):
             if sigma is not None and l < len(Ws) - 1:
                 h = sigma(h)
         return h[0] if self.out_dim is None else h.T
+
+    def forward_and_pullback(
+        self, Ws, X: Inputs, *, biases=None, act=None
+    ) -> tuple[Predictions, Callable]:
+        r"""`forward` and its hand-written pullback (backpropagation), for one seed.
+
+        Forward, feature-major: a_0 = Xᵀ (d_0, n), z_l = W_l a_{l−1} + b_l 1ᵀ,
+        a_l = σ(z_l) for l < L and a_L = z_L; `act(z) = (σ(z), σ′(z))` (None: linear).
+        Backward from the cotangent G of the predictions, δ_L = Gᵀ (d_L, n):
+
+            ∂L/∂W_l = δ_l a_{l−1}ᵀ,   ∂L/∂b_l = δ_l 1,   δ_{l−1} = σ′(z_{l−1}) ⊙ (W_lᵀ δ_l).
+
+        Every product contracts the samples or a width; the first layer's gradient is
+        δ_1 X, so under `vmap` over seeds it is one matrix product (S·d_1, n) @ (n, d_0)
+        with the shared data. Returns (predictions, G ↦ (∂L/∂W_l)_l, (∂L/∂b_l)_l).
+        """
+        depth = len(Ws)
+        h, inputs, slopes = X.T, [], []
+        for l, W in enumerate(Ws):
+            inputs.append(h)
+            h = W @ h
+            if biases is not None:
+                h = h + biases[l][:, None]
+            if act is not None and l < depth - 1:
+                h, slope = act(h)
+                slopes.append(slope)
+        pred = h[0] if self.out_dim is None else h.T
+
+        def pullback(g):
+            delta = g[None, :] if self.out_dim is None else g.T
+            gWs, gbs = [None] * depth, [None] * depth
+            for l in reversed(range(depth)):
+                gWs[l] = delta @ X if l == 0 else delta @ inputs[l].T
+                gbs[l] = jnp.sum(delta, axis=1)
+                if l > 0:
+                    delta = Ws[l].T @ delta
+                    if act is not None:
+                        delta = delta * slopes[l - 1]
+            return tuple(gWs), tuple(gbs)
+
+        return pred, pullback
+
+
+def cast_like(grads: Params, params: Params) -> Params:
+    """Each gradient leaf in its parameter's dtype (as reverse mode returns it)."""
+    return jax.tree.map(lambda g, p: g.astype(p.dtype), grads, params)
 
 
 def _widths(hidden: Any) -> tuple:

@@ -1,12 +1,13 @@
 """Diagonal linear networks for sparse regression: f(x) = ⟨β(θ), x⟩."""
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
 
 from .._checks import check_count
 from .._custom_types import Array, Inputs, Key, Params, Predictions
-from ._base import AbstractModel, default_dtype, gaussian_like, per_layer
+from ._base import AbstractModel, cast_like, default_dtype, gaussian_like, per_layer
 
 PARAMETRIZATIONS = ("uu-vv", "uv", "depth", "uu-vv+w")
 
@@ -90,6 +91,36 @@ class DiagonalNet(AbstractModel):
 
     def apply(self, params: Params, X: Inputs) -> Predictions:
         return X @ self.predictor(params)
+
+    def apply_and_pullback(
+        self, params: Params, X: Inputs
+    ) -> tuple[Predictions, Callable[[Predictions], Params]]:
+        r"""f(X) = Xβ and its hand-written pullback (`AbstractModel.apply_and_pullback`).
+
+        For a cotangent g (n,) of the predictions, ∂L/∂β = Xᵀg, then coordinatewise:
+        `"uu-vv"`: ∂L/∂u = 2u⊙Xᵀg, ∂L/∂v = −2v⊙Xᵀg; `"uv"`: ∂L/∂u = v⊙Xᵀg,
+        ∂L/∂v = u⊙Xᵀg; `"depth"`: ∂L/∂u = D u^{D−1}⊙Xᵀg, ∂L/∂v = −D v^{D−1}⊙Xᵀg;
+        `"uu-vv+w"`: as `"uu-vv"` plus ∂L/∂w = λXᵀg.
+        """
+        if self._apply_overridden(DiagonalNet):
+            return AbstractModel.apply_and_pullback(self, params, X)
+        u, v = params["u"], params["v"]
+        p = self.parametrization
+
+        def pullback(g):
+            g_beta = g @ X
+            if p == "uv":
+                grads = {"u": v * g_beta, "v": u * g_beta}
+            elif p == "depth":
+                D = self.depth
+                grads = {"u": D * u ** (D - 1) * g_beta, "v": -D * v ** (D - 1) * g_beta}
+            else:
+                grads = {"u": 2 * u * g_beta, "v": -2 * v * g_beta}
+                if p == "uu-vv+w":
+                    grads["w"] = self.dense_scale * g_beta
+            return cast_like(grads, params)
+
+        return self.apply(params, X), pullback
 
     def conserved(self, params: Params) -> dict[str, Array]:
         u, v = params["u"], params["v"]

@@ -1,14 +1,14 @@
 """Deep positively homogeneous networks without biases."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax.numpy as jnp
 
 from .._checks import check_count
 from .._custom_types import Array, Inputs, Key, Params, Predictions
-from ._activations import activation_fn
-from ._base import AbstractLayeredNet, _widths, gaussian_like, per_layer
+from ._activations import activation_and_derivative, activation_fn
+from ._base import AbstractLayeredNet, AbstractModel, _widths, cast_like, gaussian_like, per_layer
 
 
 class HomogeneousNet(AbstractLayeredNet):
@@ -54,10 +54,6 @@ class HomogeneousNet(AbstractLayeredNet):
         self.activation = activation
         self.leaky_slope = leaky_slope
 
-
-
-
-
     @property
     def degree(self) -> int:
         """Degree L of homogeneity in the parameters."""
@@ -76,6 +72,18 @@ class HomogeneousNet(AbstractLayeredNet):
     def apply(self, params: Params, X: Inputs) -> Predictions:
         sigma = activation_fn(self.activation, self.leaky_slope)
         return self.forward(params["W"], X, sigma=sigma)
+
+    def apply_and_pullback(
+        self, params: Params, X: Inputs
+    ) -> tuple[Predictions, Callable[[Predictions], Params]]:
+        """Predictions and their hand-written pullback: backpropagation through the
+        layers (`AbstractLayeredNet.forward_and_pullback`), σ′ = 1{z > 0} (relu) or
+        1{z ≥ 0} + slope·1{z < 0} (leaky relu), as autodiff takes it."""
+        if self._apply_overridden(HomogeneousNet):
+            return AbstractModel.apply_and_pullback(self, params, X)
+        act = activation_and_derivative(self.activation, self.leaky_slope)
+        pred, pull = self.forward_and_pullback(params["W"], X, act=act)
+        return pred, lambda g: cast_like({"W": pull(g)[0]}, params)
 
     def conserved(self, params: Params) -> dict[str, Array]:
         Ws = params["W"]

@@ -1,5 +1,6 @@
 """Two-layer networks f(x) = s·Σ_j a_j σ(w_jᵀx + b_j) + c."""
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -7,8 +8,13 @@ import jax.numpy as jnp
 
 from .._checks import check_count
 from .._custom_types import Array, Inputs, Key, Params, Predictions
-from ._activations import activation_degree, activation_fn, check_activation
-from ._base import AbstractModel, default_dtype, gaussian_like, per_layer
+from ._activations import (
+    activation_and_derivative,
+    activation_degree,
+    activation_fn,
+    check_activation,
+)
+from ._base import AbstractModel, cast_like, default_dtype, gaussian_like, per_layer
 
 SCALINGS = {"ntk": -0.5, "mean-field": -1.0, "standard": 0.0}
 
@@ -123,6 +129,42 @@ class TwoLayerNet(AbstractModel):
         if not self.train_outer:
             a, c = jax.lax.stop_gradient(a), jax.lax.stop_gradient(c)
         return self.scale * (a @ sigma(self._hidden_t(params, X))) + c
+
+    def apply_and_pullback(
+        self, params: Params, X: Inputs
+    ) -> tuple[Predictions, Callable[[Predictions], Params]]:
+        r"""Predictions and their hand-written pullback (`AbstractModel.apply_and_pullback`).
+
+        With Z = wXᵀ + b1ᵀ (m, n) and a cotangent g (n,) of the predictions:
+
+            ∂L/∂a = s·σ(Z)g,   ∂L/∂c = 1ᵀg,   Δ = s·(a gᵀ) ⊙ σ′(Z),
+            ∂L/∂w = ΔX,   ∂L/∂b = Δ1,
+
+        and ∂L/∂a = ∂L/∂c = 0 when `train_outer=False` (a, c enter through
+        `stop_gradient`, as in `apply`).
+        """
+        if self._apply_overridden(TwoLayerNet):
+            return AbstractModel.apply_and_pullback(self, params, X)
+        act = activation_and_derivative(self.activation, self.leaky_slope)
+        a = params["a"]
+        c = params.get("c", 0.0)
+        if not self.train_outer:
+            a, c = jax.lax.stop_gradient(a), jax.lax.stop_gradient(c)
+        h, slope = act(self._hidden_t(params, X))
+        s = self.scale
+        pred = s * (a @ h) + c
+
+        def pullback(g):
+            delta = (s * a)[:, None] * g[None, :] * slope
+            grads = {"w": delta @ X}
+            if self.bias:
+                grads["b"] = jnp.sum(delta, axis=1)
+            grads["a"] = s * (h @ g) if self.train_outer else jnp.zeros_like(params["a"])
+            if self.output_bias:
+                grads["c"] = jnp.sum(g) if self.train_outer else jnp.zeros_like(params["c"])
+            return cast_like(grads, params)
+
+        return pred, pullback
 
     def conserved(self, params: Params) -> dict[str, Array]:
         k = activation_degree(self.activation)
