@@ -6,9 +6,10 @@ method of `diffrax.Tsit5`, for use with `diffrax.diffeqsolve` (the `vmap` path o
 
 - the six stages are unrolled in Python, each stage value y_i = y0 + Σ_j a_ij·h·f_j one
   fused sum over the previous stage derivatives (`_stage_sum`, shared with the batched
-  loop's stepper), where `diffrax.Tsit5` runs a checkpointed loop over the stages that
-  writes the scaled stages k_j = h·f_j into a (7, ...) buffer and contracts the whole
-  zero-padded buffer at every stage;
+  loop's stepper), where `diffrax.Tsit5` runs the stages as a loop
+  (`equinox.internal.while_loop`, of kind "bounded" under `RecursiveCheckpointAdjoint`)
+  that writes the scaled stages k_j = h·f_j into a (7, ...) buffer and contracts the
+  whole zero-padded buffer at every stage;
 - for an `ODETerm` the step size h is folded into the coefficients, so the scaled
   stages are never formed; the error estimate Σ_j (b_j − b̂_j)·h·f_j is one more such sum;
 - the dense output keeps the seven stage derivatives and h and evaluates
