@@ -22,7 +22,11 @@ Rows, interleaved within each (workload, seeds) point, best of `--reps`:
   data contraction is one matrix product over seeds × width (`HAND_GRADIENTS`); as many
   gradient evaluations per seed as the `dynsim` run (4 per step), to its median stop
   time. No error control, step control, stopping or saving.
-- `autodiff-rk4`: `gf_batched.rk4_scan`, the same scan over `vmap(jax.grad(L))`.
+- `autodiff-rk4`: `gf_batched.rk4_scan`'s scan, `vmap` of a per-seed RK4 step over
+  `jax.grad(L)` (reverse mode of `Problem.value`).
+- `pullback-rk4`: the same over `Problem.value_and_grad` (the hand-written pullbacks):
+  dynsim's gradient without dynsim's loop, so `dynsim` ÷ `pullback-rk4` is the cost of
+  the adaptive loop (Tsit5 stage sums, error control, stopping) per evaluation.
 
 `ratio` = `dynsim` ÷ `hand-rk4` (the target of issue #18: ≤ 1.2). The JSON (default
 `benchmarks/results/hand_gradient_<date>.json`) records the machine (`lscpu` model
@@ -173,9 +177,14 @@ def hand_rk4(wl, n_steps, t_end):
     return run
 
 
-def autodiff_rk4(wl, n_steps, t_end):
-    """`gf_batched.rk4_scan`'s per-seed step function (vmap(jax.grad(L)))."""
-    rhs = gb.scan_rhs(wl)
+def autodiff_rk4(wl, n_steps, t_end, pullback=False):
+    """`gf_batched.rk4_scan`'s scan: `vmap` of a per-seed RK4 over −∇L by reverse mode
+    (`jax.grad(Problem.value)`), or by `Problem.value_and_grad` with `pullback`."""
+    problem, _ = gb.grad_fn(wl)
+    if pullback:
+        rhs = lambda s, y: jax.tree.map(jnp.negative, problem.value_and_grad(y)[1])
+    else:
+        rhs = gb.scan_rhs(wl)
     dt = t_end / n_steps
 
     def one(p):
@@ -193,6 +202,13 @@ def autodiff_rk4(wl, n_steps, t_end):
         return jax.lax.scan(step, p, jnp.arange(n_steps))[0]
 
     return jax.vmap(one)
+
+
+SCANS = {
+    "hand-rk4": hand_rk4,
+    "autodiff-rk4": autodiff_rk4,
+    "pullback-rk4": lambda wl, n, t: autodiff_rk4(wl, n, t, pullback=True),
+}
 
 
 def timed(compiled, p0):
@@ -217,7 +233,7 @@ def point(wl, seeds, reps, log):
                 n_steps = max(1, int(round(evals / seeds / 4)))
                 scans = {
                     name: jax.jit(make(wl, n_steps, t_end)).lower(p0).compile()
-                    for name, make in (("hand-rk4", hand_rk4), ("autodiff-rk4", autodiff_rk4))
+                    for name, make in SCANS.items()
                 }
                 steps = dict(evals_per_seed=evals / seeds, rk4_steps=n_steps, t_end=t_end)
         for name, fn in scans.items():
@@ -239,15 +255,15 @@ def point(wl, seeds, reps, log):
 def table(points):
     head = (
         "| workload | seeds | dynsim | dynsim-autodiff | hand-rk4 | autodiff-rk4 "
-        "| dynsim ÷ hand | autodiff ÷ hand |"
+        "| pullback-rk4 | dynsim ÷ hand | autodiff ÷ hand |"
     )
-    lines = [head, "|" + "---|" * 8]
+    lines = [head, "|" + "---|" * 9]
     for p in points:
         b = p["best_us_per_eval"]
         lines.append(
             f"| {p['workload']} | {p['seeds']} | {b['dynsim']:.3f} | {b['dynsim-autodiff']:.3f} "
-            f"| {b['hand-rk4']:.3f} | {b['autodiff-rk4']:.3f} | {p['ratio']:.2f} "
-            f"| {p['ratio_autodiff']:.2f} |"
+            f"| {b['hand-rk4']:.3f} | {b['autodiff-rk4']:.3f} | {b.get('pullback-rk4', np.nan):.3f} "
+            f"| {p['ratio']:.2f} | {p['ratio_autodiff']:.2f} |"
         )
     return "\n".join(lines)
 
