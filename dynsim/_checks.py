@@ -66,6 +66,15 @@ def check_count(name: str, value: Any, *, allow_none: bool = False) -> None:
         raise ValueError(f"{name}: must be an integer in [1, 2**31 - 2]; got {value}")
 
 
+def check_block_size(value: Any) -> None:
+    """A dynamics' `block_size`: a positive integer, `"auto"` or `None`."""
+    if value is None or (isinstance(value, str) and value == "auto"):
+        return
+    if isinstance(value, str):
+        raise ValueError(f"block_size: must be a positive integer, 'auto' or None; got {value!r}")
+    check_count("block_size", value)
+
+
 def check_ts(ts: Any, name: str = "ts") -> np.ndarray:
     """Save times: a non-empty, finite, non-negative, strictly increasing 1-D sequence."""
     try:

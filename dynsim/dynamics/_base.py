@@ -53,30 +53,36 @@ def log_grid(t1: float | int, n: int, first: float | int) -> np.ndarray:
 
 
 def blockwise(fn, block_size, problem, params0, keys):
-    """`fn(problem, params0, keys)` applied to consecutive blocks of `block_size` seeds.
+    """`fn(problem, params0, keys)` applied to consecutive blocks of `block_size` seeds
+    (`map_blocks`)."""
+    return map_blocks(lambda p, k: fn(problem, p, k), block_size, params0, keys)
+
+
+def map_blocks(fn, block_size: int | None, *batched):
+    """`fn(*batched)` computed on consecutive blocks of exactly `block_size` seeds.
 
     The blocks run one after another inside one program (`lax.map`); the batch is padded
-    with copies of its last seed to a multiple of `block_size` and the padding is dropped.
-
-    No block has a single seed (a batch of one is padded to two, `block_size=1` acts as
-    2): XLA lowers a batch of one to different matrix kernels (matrix-vector products)
-    whose rounding differs, which would make a seed's result depend on whether it ran
-    alone (`chunk_size=1`, `seeds=1`) or with others.
+    with copies of its last seed to a multiple of `block_size`, also when it is smaller
+    than one block, and the padding is dropped. Every block thus has the same shape
+    whatever the number of seeds, and a seed's result does not depend on how many
+    seeds run with it or in which chunk: XLA's kernels (and their rounding) depend on
+    the batch shape. `None`: one block of all seeds (at least 2: a batch of one would
+    lower to matrix-vector kernels whose rounding differs).
     """
-    n = jax.tree.leaves(params0)[0].shape[0]
-    if block_size is None or n <= block_size:
-        block_size, n_blocks = max(n, 2), 1
-    else:
-        block_size = max(int(block_size), 2)
-        n_blocks = -(-n // block_size)
-    pad = n_blocks * block_size - n
+    n = jax.tree.leaves(batched)[0].shape[0]
+    block = max(n, 2) if block_size is None else max(int(block_size), 2)
+    n_blocks = -(-n // block)
+    padded = pad_seeds(batched, n_blocks * block)
+    split = lambda x: x.reshape((n_blocks, block) + x.shape[1:])
+    out = jax.lax.map(lambda a: fn(*a), jax.tree.map(split, padded))
+    return jax.tree.map(lambda x: x.reshape((n_blocks * block,) + x.shape[2:])[:n], out)
 
-    def split(x):
-        if pad:
-            x = jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)])
-        return x.reshape((n_blocks, block_size) + x.shape[1:])
 
-    out = jax.lax.map(
-        lambda a: fn(problem, a[0], a[1]), (jax.tree.map(split, params0), split(keys))
-    )
-    return jax.tree.map(lambda x: x.reshape((n_blocks * block_size,) + x.shape[2:])[:n], out)
+def pad_seeds(batched, n: int):
+    """Leaves (S, ...) padded to (n, ...) with copies of the last seed (n ≥ S)."""
+
+    def pad(x):
+        extra = n - x.shape[0]
+        return jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)]) if extra else x
+
+    return jax.tree.map(pad, batched)

@@ -11,12 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .._checks import check_count, check_positive, check_ts
-from .._custom_types import Key, Params, RealScalarLike
+from .._checks import check_block_size, check_count, check_positive, check_ts
+from .._custom_types import BatchedKey, BatchedParams, Key, Params, RealScalarLike
 from .._problem import Problem, at_steady_state, is_diverged, tree_norm
 from .._status import Status
-from ._base import AbstractDynamics, log_grid
+from ._base import AbstractDynamics, blockwise, log_grid
 from ._trajectories import Trajectories
+from .batched import auto_slots
 
 
 class GradientDescent(AbstractDynamics):
@@ -52,6 +53,13 @@ class GradientDescent(AbstractDynamics):
       `lax.while_loop`, differentiable in forward mode only (`jax.jvp`, `jax.jacfwd`:
       cheaper for few inputs such as η alone). `diffrax.DirectAdjoint()`: both modes, at
       more memory and compute.
+    - `block_size`: seeds stepped together. The batch runs in blocks of exactly
+      `block_size` seeds one after another (`map_blocks`; a batch smaller than one block
+      is padded to it), so a seed's result does not depend on `chunk_size` or on how
+      many seeds run: XLA's kernels round differently for different batch shapes.
+      `"auto"` (default): `dynsim.dynamics.batched.auto_slots`, as for `GradientFlow`.
+      `None`: all seeds of a chunk at once (results then depend on the chunk's size at
+      rounding level).
     """
 
     learning_rate: Any
@@ -65,8 +73,10 @@ class GradientDescent(AbstractDynamics):
     stop_grad_norm: RealScalarLike | None = None
     divergence: RealScalarLike = 1e8
     adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint()
+    block_size: int | str | None = eqx.field(static=True, default="auto")
 
     def __check_init__(self):
+        check_block_size(self.block_size)
         check_positive("learning_rate", self.learning_rate)
         if not isinstance(
             self.adjoint,
@@ -99,6 +109,13 @@ class GradientDescent(AbstractDynamics):
 
     def save_times(self):
         return jnp.asarray(self.step_grid()) * self.learning_rate
+
+    def run_batch(
+        self, problem: Problem, params0: BatchedParams, keys: BatchedKey
+    ) -> Trajectories:
+        """`run` for a batch of seeds, in blocks of `block_size` (`vmap` within a block)."""
+        bs = auto_slots(params0) if self.block_size == "auto" else self.block_size
+        return blockwise(super().run_batch, bs, problem, params0, keys)
 
     def run(self, problem: Problem, params0: Params, key: Key) -> Trajectories:
         dtype = jnp.result_type(*jax.tree.leaves(params0))

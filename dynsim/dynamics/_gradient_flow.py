@@ -1,7 +1,6 @@
 """Gradient flow θ̇ = −∇L(θ) as a diffrax ODE: one seed with `diffrax.diffeqsolve`, a
 batch in the loop of `dynsim.dynamics.batched`."""
 
-import numbers
 from typing import Any
 
 import diffrax
@@ -9,7 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._checks import check_count, check_positive, check_ts
+from .._checks import check_block_size, check_count, check_positive, check_ts
 from .._custom_types import BatchedKey, BatchedParams, Key, Params, RealScalarLike
 from .._problem import Problem, at_steady_state, is_diverged, is_nonfinite, tree_norm
 from ._base import AbstractDynamics, blockwise, log_grid
@@ -78,14 +77,14 @@ class GradientFlow(AbstractDynamics):
       slots, the largest whose step working set (~16 arrays of slots × one seed's
       parameters) fits in 1 MiB, else 128 (thresholds tuned by measurement:
       `benchmarks/HISTORY.md`); 32 on the `vmap` path.
-      `None`: all seeds at once. A batch smaller than `block_size` runs as one, never as
-      a batch of one seed (two copies then: XLA lowers a batch of one to matrix-vector
-      kernels that round differently). A seed's result is bitwise independent of
-      `chunk_size`, of the slot it runs in and of the other seeds in the tested cases
-      (chunk sizes 1, 3, 5, 7, 2 and 3 slots against all at once); changing
-      `block_size` can change results at rounding level where the batch shape changes
-      the matmul kernels, which chaotic or very long trajectories (e.g. 10⁴ steps in
-      float32) can amplify into different step counts.
+      `None`: all seeds at once. A batch smaller than `block_size` is padded to it
+      (copies of its last seed), and the loop's initial and final quantities are
+      computed in blocks of that size too, so every array the loop computes on has the
+      same shape whatever `chunk_size` or `seeds` is: a seed's result is then bitwise
+      independent of both (XLA's kernels round differently for different batch shapes;
+      `tests/test_reproducibility.py`). Changing `block_size` (or `None`, which follows
+      the batch) can change results at rounding level, which chaotic or very long
+      trajectories (e.g. 10⁴ steps in float32) can amplify into different step counts.
     """
 
     t1: RealScalarLike = 100.0
@@ -105,9 +104,7 @@ class GradientFlow(AbstractDynamics):
     block_size: int | str | None = eqx.field(static=True, default="auto")
 
     def __check_init__(self):
-        bs = self.block_size
-        if not (bs is None or bs == "auto" or (isinstance(bs, numbers.Integral) and not isinstance(bs, bool) and bs >= 1)):
-            raise ValueError(f"block_size: must be a positive integer, 'auto' or None; got {bs!r}")
+        check_block_size(self.block_size)
         check_positive("t1", self.t1)
         check_positive("rtol", self.rtol)
         check_positive("atol", self.atol)

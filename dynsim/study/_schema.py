@@ -243,19 +243,20 @@ INITS = {
 LOSSES = {"reduction": STR}  # every loss takes only `reduction`
 
 _NOT_IN_STUDIES = NotInStudies()
+_BLOCK_SIZE = Either((POS_INT, Str(("auto",))))
 DYNAMICS = {
     "gradient_flow": {
         "t1": POS, "ts": ListOf(NONNEG), "n_save": POS_INT, "solver": STR, "rtol": POS,
         "atol": POS, "dt0": POS, "max_steps": POS_INT, "stop_loss": POS,
         "stop_grad_norm": POS, "divergence": POS, "log_time": BOOL,
         "adjoint": _NOT_IN_STUDIES, "batched": BOOL,
-        "block_size": Either((POS_INT, Str(("auto",)))),
+        "block_size": _BLOCK_SIZE,
     },
     "gradient_descent": {
         "learning_rate": POS, "steps": POS_INT, "optimizer": STR,
         "save_steps": ListOf(NONNEG_INT), "n_save": POS_INT, "projection": _NOT_IN_STUDIES,
         "batch_size": POS_INT, "stop_loss": POS, "stop_grad_norm": POS, "divergence": POS,
-        "adjoint": _NOT_IN_STUDIES,
+        "adjoint": _NOT_IN_STUDIES, "block_size": _BLOCK_SIZE,
     },
 }
 

@@ -41,6 +41,7 @@ import jax.numpy as jnp
 
 from ..._custom_types import BatchedParams, RealScalarLike
 from ..._problem import Problem, at_steady_state, is_diverged, is_nonfinite, tree_norm
+from .._base import map_blocks, pad_seeds
 from .._flow_helpers import SolverTime, final_nonfinite, final_status, initial_step, params_dtype
 from .._trajectories import Trajectories
 from ._saving import SaveGrid, freeze_after_stop
@@ -82,6 +83,11 @@ def solve(
 
     Returns the `Trajectories` of `GradientFlow.run`, with a leading seed axis.
     """
+    n_given = jax.tree.leaves(params0)[0].shape[0]
+    if slots is not None and n_given < slots:
+        # Fewer seeds than slots: padded with copies of the last seed, so that the slots
+        # (and XLA's kernels over them) are the same whatever the number of seeds.
+        params0 = pad_seeds(params0, int(slots))
     n_seeds = jax.tree.leaves(params0)[0].shape[0]
     pool = SlotPool(n_seeds, slots)
     if fused_error is None:
@@ -97,7 +103,11 @@ def solve(
         grad_norm = lambda: jax.vmap(tree_norm)(g)
         return at_steady_state(value, grad_norm, stop_loss, stop_grad_norm)
 
-    queue = _queue(stepper, params0, dt0, divergence, steady)
+    # The initial state in blocks of the slot count: computed on batches of the shape
+    # the loop uses, whatever the number of seeds.
+    queue = map_blocks(
+        lambda p: _queue(stepper, p, dt0, divergence, steady), pool.n_slots, params0
+    )
     summary_shape = jax.eval_shape(problem.summary, jax.tree.map(lambda x: x[0], params0))
     state0 = pool.initial_state(queue, grid.empty(summary_shape, n_seeds))
 
@@ -164,10 +174,11 @@ def solve(
         kind="checkpointed",
         checkpoints=checkpoints,
     )
-    return _finish(problem, time, ts, s1, divergence, last)
+    out = _finish(problem, time, ts, s1, divergence, last, pool.n_slots)
+    return jax.tree.map(lambda x: x[:n_given], out)
 
 
-def _finish(problem, time, ts, s1, divergence, last) -> Trajectories:
+def _finish(problem, time, ts, s1, divergence, last, block: int) -> Trajectories:
     """The `Trajectories` from the loop's final state: the stopped seeds' outputs, their
     status and the saved summaries frozen after each seed's stop."""
     final = last["out"]
@@ -176,7 +187,7 @@ def _finish(problem, time, ts, s1, divergence, last) -> Trajectories:
     )
     y_final = final["y"]
     t_final = time.from_s(final["sprev"])
-    final_summary = jax.vmap(problem.summary)(y_final)
+    final_summary = map_blocks(jax.vmap(problem.summary), block, y_final)
     saved = freeze_after_stop(last["saved"], ts, t_final, final["num_steps"], final_summary)
     diverged = jax.vmap(lambda p: is_diverged(p, divergence))(y_final)
     diverged = diverged | final_nonfinite(final_summary)
