@@ -64,8 +64,8 @@ def test_sigint_then_resume_is_bitwise_identical(tmp_path):
     for v in a.data_vars:
         np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=v)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["status"] == "complete" and len(manifest["sessions"]) == 2
-    assert manifest["sessions"][1]["chunks_computed"] < 16  # only the missing ones
+    assert manifest["status"] == "complete" and len(manifest["runs"]) == 2
+    assert manifest["runs"][1]["chunks_computed"] < 16  # only the missing ones
 
 
 @pytest.mark.parametrize("delay", [0.0, 1.0])
@@ -102,7 +102,7 @@ def test_sigint_while_compiling_stops_cleanly_then_resume(tmp_path, delay):
     assert manifest["status"] == "interrupted"
     assert main(["run", "--resume", "--out", str(out), "--quiet"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["status"] == "complete" and len(manifest["sessions"]) == 2
+    assert manifest["status"] == "complete" and len(manifest["runs"]) == 2
     ds = study.load(out)
     assert ds.sizes["seed"] == 8 and np.all(np.isfinite(ds["final_loss"].values))
 

@@ -75,7 +75,7 @@ def test_corrupt_chunk_detected_and_recomputed(reference, tmp_path, damage):
     with pytest.raises(StoreError, match="chunk_00001.nc"):
         study.load(out)
     m = run_study(None, out, resume=True)
-    assert m["sessions"][-1]["chunks_computed"] == 1
+    assert m["runs"][-1]["chunks_computed"] == 1
     _identical(study.load(out), study.load(ref))
 
 
@@ -83,7 +83,7 @@ def test_resume_of_complete_store_computes_nothing(reference, tmp_path):
     _, ref = reference
     out = _copy(ref, tmp_path / "out")
     m = run_study(None, out, resume=True)
-    assert m["sessions"][-1]["chunks_computed"] == 0
+    assert m["runs"][-1]["chunks_computed"] == 0
 
 
 def test_resume_checks_study(reference, tmp_path):
@@ -119,7 +119,7 @@ def test_partial_run_then_resume_bitwise(reference, tmp_path):
     m = json.loads((out / "manifest.json").read_text())
     assert m["status"] == "interrupted"
     m = run_study(None, out, resume=True)
-    assert m["sessions"][-1]["chunks_computed"] == 3
+    assert m["runs"][-1]["chunks_computed"] == 3
     _identical(study.load(out), study.load(ref))
 
 

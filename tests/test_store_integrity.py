@@ -63,7 +63,7 @@ def _one_line_error(capsys, *needles):
 
 def _computed(out) -> int:
     m = json.loads((Path(out) / "manifest.json").read_text())
-    return m["sessions"][-1]["chunks_computed"]
+    return m["runs"][-1]["chunks_computed"]
 
 
 # ---------------------------------------------------------------- foreign data
@@ -347,9 +347,9 @@ def test_parallel_resume_refused_then_two_quick_ctrl_c_then_resume(tmp_path, cap
     assert len(lines) == 1 and "interrupted" in lines[0], stderr
     assert main(["run", "--resume", "--out", str(out), "--quiet"]) == 0
     m = json.loads((out / "manifest.json").read_text())
-    assert m["status"] == "complete" and len(m["sessions"]) == 2
-    assert sum(r["chunks_computed"] for r in m["sessions"]) == 4
-    assert m["sessions"][0]["status"] == "interrupted"
+    assert m["status"] == "complete" and len(m["runs"]) == 2
+    assert sum(r["chunks_computed"] for r in m["runs"]) == 4
+    assert m["runs"][0]["status"] == "interrupted"
 
 
 # ---------------------------------------------------------------- --out and write errors

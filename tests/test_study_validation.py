@@ -248,7 +248,7 @@ def test_failed_run_before_any_chunk_then_plain_rerun_starts_over(tmp_path, caps
     err = capsys.readouterr().err
     assert "failed before any chunk was finished; starting over" in err
     m = json.loads((out / "manifest.json").read_text())
-    assert m["status"] == "complete" and len(m["sessions"]) == 1 and "error" not in m
+    assert m["status"] == "complete" and len(m["runs"]) == 1 and "error" not in m
     assert not (out / "error.log").exists()
     assert study.load(out).sizes["seed"] == 4
 
@@ -270,7 +270,7 @@ def test_failed_run_after_some_chunks_points_to_resume(tmp_path, capsys, monkeyp
     assert "holds a run that failed (RuntimeError: XLA says no) after 1 finished chunk(s)" in err
     assert main(["run", "--resume", "--out", str(out), "--quiet"]) == 0
     m = json.loads((out / "manifest.json").read_text())
-    assert m["status"] == "complete" and m["sessions"][-1]["chunks_computed"] == 1
+    assert m["status"] == "complete" and m["runs"][-1]["chunks_computed"] == 1
     assert np.all(np.isfinite(study.load(out)["final_loss"].values))
 
 

@@ -97,7 +97,7 @@ def _new_manifest(study: Study) -> dict:
         "x64": bool(jax.config.jax_enable_x64),
         "status": "created",
         "created": _now(),
-        "sessions": [],
+        "runs": [],
         "timings": {},
     }
 
@@ -265,7 +265,7 @@ def _run(study, store, *, resume, quiet, progress, log, guard) -> dict:
             raise StoreError(f"{reason}; not resumed (move {store.point_dir(p)} away to "
                              "recompute the point, or use a new --out)")
     this_run = {"started": _now(), "chunks_computed": 0, "chunks_recomputed": 0}
-    m["sessions"].append(this_run)
+    m["runs"].append(this_run)
     m["status"] = "running"
     with store.writing():
         store.write_manifest(m)
@@ -367,8 +367,8 @@ def _run(study, store, *, resume, quiet, progress, log, guard) -> dict:
         this_run["wall_s"] = time.perf_counter() - t_run
         m["status"] = status
         m["timings"] = {
-            "wall_s_total": sum(s.get("wall_s", 0.0) for s in m["sessions"]),
-            "sessions": len(m["sessions"]),
+            "wall_s_total": sum(r.get("wall_s", 0.0) for r in m["runs"]),
+            "runs": len(m["runs"]),
         }
         if status == "complete":  # the run's outcome: a failure to record it is an error
             with store.writing():
