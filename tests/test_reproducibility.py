@@ -63,3 +63,20 @@ def test_bitwise_over_chunk_sizes_and_seed_counts(family, dtype, dynamics):
     assert trees_equal(_fields(whole, 0, 40), _fields(run(seeds=40, chunk_size=7), 0, 40))
     assert trees_equal(_fields(whole, 0, 3), _fields(run(seeds=3), 0, 3))
     assert trees_equal(_fields(whole, 37, 40), _fields(run(seeds=3, seed_start=37), 0, 3))
+
+
+def test_automatic_block_size_by_backend():
+    """`block_size="auto"` depends on the backend and the model's size, never on the
+    number of seeds (the backend is injected: the selection is tested on CPU)."""
+    from dynsim.dynamics.batched import ACCELERATOR_BLOCK, auto_slots, auto_vmap_block
+
+    small = {"w": jnp.zeros((3, 10))}  # 10 floats per seed: 16·128·80 B fits 1 MiB
+    large = {"w": jnp.zeros((3, 5000))}  # 40 kB per seed: no slot count fits
+    medium = {"w": jnp.zeros((3, 100))}  # 800 B: 16·64·800 B = 819 kB fits, 128 does not
+    assert [auto_slots(p, backend="cpu") for p in (small, medium, large)] == [128, 64, 128]
+    assert auto_slots({"w": jnp.zeros((1000, 10))}, backend="cpu") == 128
+    for backend in ("gpu", "tpu"):
+        assert auto_slots(small, backend=backend) == ACCELERATOR_BLOCK
+        assert auto_vmap_block(backend) == ACCELERATOR_BLOCK
+    assert auto_vmap_block("cpu") == 32
+    assert auto_slots(small) == auto_slots(small, backend=jax.default_backend())

@@ -29,6 +29,11 @@ class AbstractDynamics(eqx.Module):
     @abc.abstractmethod
     def run(self, problem: Problem, params0: Params, key: Key) -> Trajectories: ...
 
+    def check_params(self, params_like: Any) -> None:
+        """Check the dynamics' own callables against one seed's parameters
+        (`jax.ShapeDtypeStruct`s), before anything compiles; `ValueError` naming the
+        field. The default has nothing to check."""
+
     def run_batch(
         self, problem: Problem, params0: BatchedParams, keys: BatchedKey
     ) -> Trajectories:

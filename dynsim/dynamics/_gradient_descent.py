@@ -57,7 +57,8 @@ class GradientDescent(AbstractDynamics):
       `block_size` seeds one after another (`map_blocks`; a batch smaller than one block
       is padded to it), so a seed's result does not depend on `chunk_size` or on how
       many seeds run: XLA's kernels round differently for different batch shapes.
-      `"auto"` (default): `dynsim.dynamics.batched.auto_slots`, as for `GradientFlow`.
+      `"auto"` (default): `dynsim.dynamics.batched.auto_slots` (by model size on CPU,
+      `ACCELERATOR_BLOCK` seeds on GPU/TPU), as for `GradientFlow`.
       `None`: all seeds of a chunk at once (results then depend on the chunk's size at
       rounding level).
     """
@@ -100,6 +101,22 @@ class GradientDescent(AbstractDynamics):
             s = check_ts(self.save_steps, "save_steps")
             if np.any(s != np.round(s)) or s[-1] > self.steps:
                 raise ValueError(f"save_steps: must be integers in [0, steps={self.steps}]")
+
+    def check_params(self, params_like) -> None:
+        """The projection must map parameters to parameters of the same shapes."""
+        if self.projection is None:
+            return
+        try:
+            out = jax.eval_shape(self.projection, params_like)
+        except Exception as e:  # noqa: BLE001 - report any failure of the user's projection
+            raise ValueError(f"projection: calling it on the parameters failed: "
+                             f"{type(e).__name__}: {e}") from e
+        shapes = lambda t: jax.tree.map(lambda s: (s.shape, s.dtype), t)
+        if jax.tree.structure(out) != jax.tree.structure(params_like) or shapes(out) != shapes(params_like):
+            raise ValueError(
+                f"projection: must return parameters of the same structure, shapes and "
+                f"dtypes {shapes(params_like)}; got {shapes(out)}"
+            )
 
     def step_grid(self) -> np.ndarray:
         if self.save_steps is not None:

@@ -22,7 +22,7 @@ from ._flow_helpers import (
 )
 from ._fused_tsit5 import FusedTsit5
 from ._trajectories import Trajectories
-from .batched import auto_slots, solve
+from .batched import auto_slots, auto_vmap_block, solve
 
 
 class GradientFlow(AbstractDynamics):
@@ -73,10 +73,12 @@ class GradientFlow(AbstractDynamics):
       so seeds with very different step counts do not hold each other back (the batch
       stays full until the queue runs dry). `vmap` path: blocks of `block_size` seeds
       one after another (`lax.map`, `dynsim.dynamics._base.blockwise`), the last one
-      padded. `"auto"` (default): `dynsim.dynamics.batched.auto_slots` — 128, 64 or 32
-      slots, the largest whose step working set (~16 arrays of slots × one seed's
-      parameters) fits in 1 MiB, else 128 (thresholds tuned by measurement:
-      `benchmarks/HISTORY.md`); 32 on the `vmap` path.
+      padded. `"auto"` (default), by `jax.default_backend()`: on CPU
+      `dynsim.dynamics.batched.auto_slots` — 128, 64 or 32 slots, the largest whose
+      step working set (~16 arrays of slots × one seed's parameters) fits in 1 MiB, else
+      128 (thresholds tuned by measurement: `benchmarks/HISTORY.md`), and 32 on the
+      `vmap` path; on GPU/TPU `batched.ACCELERATOR_BLOCK` (4096) seeds on both paths
+      (not yet measured on a device).
       `None`: all seeds at once. A batch smaller than `block_size` is padded to it
       (copies of its last seed), and the loop's initial and final quantities are
       computed in blocks of that size too, so every array the loop computes on has the
@@ -148,7 +150,7 @@ class GradientFlow(AbstractDynamics):
 
             # blockwise with one block: only its padding of a batch of one to two
             return blockwise(run_slots, None, problem, params0, keys)
-        return blockwise(super().run_batch, 32 if bs == "auto" else bs, problem, params0, keys)
+        return blockwise(super().run_batch, auto_vmap_block() if bs == "auto" else bs, problem, params0, keys)
 
     def run(self, problem: Problem, params0: Params, key: Key) -> Trajectories:
         del key

@@ -7,4 +7,6 @@ point, used by `GradientFlow.run_batch`.
 """
 
 from ._loop import solve as solve
+from ._slots import ACCELERATOR_BLOCK as ACCELERATOR_BLOCK
 from ._slots import auto_slots as auto_slots
+from ._slots import auto_vmap_block as auto_vmap_block

@@ -29,21 +29,43 @@ def seed_bytes(params0: BatchedParams) -> int:
     return sum((x.size // n) * x.dtype.itemsize for x in leaves)
 
 
-def auto_slots(params0: BatchedParams, cache_bytes: int = 2**20) -> int:
-    """`GradientFlow(block_size="auto")`: the number of slots for a batch `params0`.
+ACCELERATOR_BLOCK = 4096
+"""`block_size="auto"` on GPU/TPU backends: seeds per block (not yet measured on a
+device; chosen so one block's kernels span thousands of seeds)."""
 
-    The largest of 128, 64, 32 slots whose step working set — about 16 arrays of
+
+def auto_slots(
+    params0: BatchedParams, cache_bytes: int = 2**20, backend: str | None = None
+) -> int:
+    """`block_size="auto"`: the number of slots (seeds per block) for a batch `params0`.
+
+    By backend (`jax.default_backend()` unless given). On GPU and TPU,
+    `ACCELERATOR_BLOCK` seeds: the device runs each kernel over all of them at once. On
+    CPU, the largest of 128, 64, 32 slots whose step working set — about 16 arrays of
     B × (one seed's parameters): the state, seven stage gradients, stage states, the
     error estimate, the selects — fits in `cache_bytes` (1 MiB, half a 2 MiB L2); when
     none fits, 128 (the state lives in L3/memory anyway and larger batches amortize the
     per-step control ops and give bigger matrix products). The 1 MiB and the 128/64/32
-    are tuned by measurement on W1–W3: benchmarks/HISTORY.md.
+    are tuned by measurement on W1–W3: benchmarks/HISTORY.md. The choice depends on the
+    model and the backend, never on the number of seeds, so results do not depend on
+    how many seeds run.
     """
+    backend = jax.default_backend() if backend is None else backend
+    if backend != "cpu":
+        return ACCELERATOR_BLOCK
     size = seed_bytes(params0)
     for b in (128, 64, 32):
         if 16 * b * size <= cache_bytes:
             return b
     return 128
+
+
+def auto_vmap_block(backend: str | None = None) -> int:
+    """`GradientFlow(batched=False, block_size="auto")`: seeds per `vmap` block, 32 on
+    CPU (per-seed `diffeqsolve` loops gain little from larger batches there),
+    `ACCELERATOR_BLOCK` on GPU/TPU."""
+    backend = jax.default_backend() if backend is None else backend
+    return 32 if backend == "cpu" else ACCELERATOR_BLOCK
 
 
 class SlotPool(eqx.Module):
