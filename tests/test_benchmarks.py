@@ -55,3 +55,20 @@ def test_equal_accuracy_interpolates_in_log_log():
     assert equal_accuracy._matched(pts, 1e-1, "err")[2] == "first"
     pts[0]["err"] = np.inf  # a diverged first point: the second is only an upper bound
     assert equal_accuracy._matched(pts, 1e-4, "err")[:3:2] == (400.0, "first")
+
+
+def test_roofline_bound_and_fractions():
+    """min(peak FLOP/s, intensity × peak B/s), with XLA's FLOPs and bytes per evaluation."""
+    import roofline
+
+    p = dict(workload="W", seeds=8, flops_per_eval=1e6, xla_flops_per_eval=2e4,
+             xla_bytes_per_eval=1e4, grad_us_per_eval=2.0, loop_us_per_eval=4.0)
+    (memory,) = roofline.roofline([p], peak_gflops=100.0, peak_gbs=10.0)
+    assert memory["intensity_flop_per_byte"] == pytest.approx(2.0)
+    assert memory["bound_by"] == "memory" and memory["roofline_gflops"] == pytest.approx(20.0)
+    assert memory["grad_gflops"] == pytest.approx(10.0)  # 2e4 FLOP in 2 µs
+    assert memory["grad_gbs"] == pytest.approx(5.0)
+    assert memory["grad_fraction"] == pytest.approx(0.5)
+    assert memory["loop_fraction"] == pytest.approx(0.25)
+    (compute,) = roofline.roofline([p], peak_gflops=15.0, peak_gbs=10.0)
+    assert compute["bound_by"] == "compute" and compute["roofline_gflops"] == pytest.approx(15.0)
