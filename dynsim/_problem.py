@@ -7,51 +7,54 @@ import jax
 import jax.numpy as jnp
 
 from ._custom_types import Array, Int, Params, Scalar
-from .losses import AbstractLoss
+from .losses import AbstractLoss, AbstractObjective
+from .losses._objective import evaluate, evaluate_and_grad
 
 
 class Problem(eqx.Module):
     """Model, loss, training data and saved metrics: everything a dynamics needs.
 
-    L(θ) = loss(model.apply(θ, X), y); the dynamics integrate θ̇ = −∇L(θ) (or step it).
+    L(θ) = loss(model.apply(θ, X), y) for a per-sample loss (`AbstractLoss`), or
+    L(θ) = loss(model, θ, Dataset(X, y)) for a whole objective (`AbstractObjective`);
+    the dynamics integrate θ̇ = −∇L(θ) (or step it).
     """
 
     model: Any
-    loss: AbstractLoss
+    loss: AbstractLoss | AbstractObjective
     X: Array
     y: Array
     metrics: tuple = eqx.field(static=True, default=())
     save_params: bool = eqx.field(static=True, default=False)
     save_conserved: bool = eqx.field(static=True, default=False)
 
+    def _split(self, batch):
+        if batch is None:
+            return self.X, self.y
+        return self.X[batch], self.y[batch]
+
     def value(self, params: Params, batch: Int[Array, " b"] | None = None) -> Scalar:
         """L(θ), or with `batch` (sample indices drawn uniformly without replacement)
-        its unbiased minibatch estimate `loss.estimate` (the same convention: sum or
-        mean over the whole data set)."""
-        if batch is None:
-            return self.loss(self.model.apply(params, self.X), self.y)
-        pred = self.model.apply(params, self.X[batch])
-        return self.loss.estimate(pred, self.y[batch], self.X.shape[0])
+        its unbiased minibatch estimate (`AbstractLoss.estimate`,
+        `AbstractObjective.estimate`: the same convention, sum or mean over the whole
+        data set)."""
+        X, y = self._split(batch)
+        return evaluate(self.loss, self.model, params, X, y, self.X.shape[0])
 
     def value_and_grad(
         self, params: Params, batch: Int[Array, " b"] | None = None
     ) -> tuple[Scalar, Params]:
         """(L(θ), ∇L(θ)), or with `batch` the minibatch estimate and its gradient.
 
-        By the chain rule through the predictions f = f(θ; X):
+        For a per-sample loss, by the chain rule through the predictions f = f(θ; X):
         ∇L(θ) = (∂f/∂θ)ᵀ ∂ℓ/∂f, where ∂ℓ/∂f (n, *out_shape) is reverse mode of the loss
         alone (any loss, reduction or minibatch estimate) and (∂f/∂θ)ᵀ is the model's
         `apply_and_pullback`: hand-written for the built-in families, JAX's reverse mode
-        for other models (then this is `jax.value_and_grad(value)`).
+        for other models (then this is `jax.value_and_grad(value)`). For an objective,
+        its own `value_and_grad` (reverse mode of the objective; `Regularized` keeps the
+        pullback of a per-sample base).
         """
-        if batch is None:
-            X, loss = self.X, (lambda f: self.loss(f, self.y))
-        else:
-            n = self.X.shape[0]
-            X, loss = self.X[batch], (lambda f: self.loss.estimate(f, self.y[batch], n))
-        pred, pullback = self.model.apply_and_pullback(params, X)
-        value, dpred = jax.value_and_grad(loss)(pred)
-        return value, pullback(dpred)
+        X, y = self._split(batch)
+        return evaluate_and_grad(self.loss, self.model, params, X, y, self.X.shape[0])
 
     def summary(self, params: Params) -> dict[str, Any]:
         """What is saved at each save time: loss, ‖∇L‖₂, metrics (and params if asked)."""

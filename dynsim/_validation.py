@@ -8,9 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from .data import Dataset, as_dataset
-from .dynamics import AbstractDynamics
+from .dynamics import AbstractDynamics, GradientDescent
 from .init import get_init
-from .losses import AbstractLoss, get_loss
+from .losses import AbstractLoss, AbstractObjective, get_loss
+from .losses._objective import evaluate, evaluate_and_grad, supports_minibatch
 from .models._base import AbstractModel
 
 
@@ -19,7 +20,7 @@ class SimulationInputs(NamedTuple):
 
     model: AbstractModel
     dataset: Dataset
-    loss: AbstractLoss
+    loss: AbstractLoss | AbstractObjective
     init: Callable
     metrics: tuple  # ((name, fn), ...) sorted by name
 
@@ -43,8 +44,10 @@ def validate_simulation(
     them to reject a study file before any point runs): types and ranges of every
     argument, finite data of shapes the model accepts, labels ±1 for classification
     losses, and an abstract trace (`jax.eval_shape`, nothing compiles) of the init,
-    the loss and each metric on one seed's parameters. `key=None` checks with
-    `jax.random.key(0)`.
+    the loss and each metric on one seed's parameters. An `AbstractObjective` loss must
+    accept the model (`check_model`) and give a real scalar and a gradient of the
+    parameters' shapes; minibatch SGD (`GradientDescent(batch_size=b)`, b < n) needs a
+    loss that is a sum over samples. `key=None` checks with `jax.random.key(0)`.
 
     **Returns:** the normalized arguments (`SimulationInputs`).
 
@@ -77,6 +80,7 @@ def validate_simulation(
         raise ValueError(
             f"dynamics: expected GradientFlow or GradientDescent; got {type(dynamics).__name__}"
         )
+    _check_minibatch(loss_fn, dynamics, dataset.n)
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
         raise ValueError(f"seeds: must be a positive integer; got {seeds!r}")
     if chunk_size is not None and (
@@ -118,10 +122,66 @@ def validate_simulation(
         raise ValueError(f"init: parameters must have the data's dtype {dtype}; got {bad_dtype[0]}")
     for name, fn in metric_items:
         _check_metric(name, fn, got)
-    # The objective on one seed's parameters, traced abstractly: a loss that does not
-    # give one scalar per sample fails here, naming `loss`, not inside the compiled run.
-    jax.eval_shape(lambda p: loss_fn(model.apply(p, dataset.X), dataset.y), got)
+    _check_loss(loss_fn, model, dataset, got)
     return SimulationInputs(model, dataset, loss_fn, init_fn, metric_items)
+
+
+def _check_loss(loss_fn, model, dataset, params_like) -> None:
+    """The objective on one seed's parameters, traced abstractly: a loss that does not
+    give one scalar per sample, or an objective that fails or returns no real scalar,
+    raises here naming `loss`, not inside the compiled run."""
+    X, y = dataset.X, dataset.y
+    if isinstance(loss_fn, AbstractLoss):
+        jax.eval_shape(lambda p: loss_fn(model.apply(p, X), y), params_like)
+        return
+    loss_fn.check_model(model)
+    name = type(loss_fn).__name__
+    try:
+        out = jax.eval_shape(lambda p: evaluate(loss_fn, model, p, X, y, X.shape[0]), params_like)
+    except ValueError as e:
+        if str(e).startswith("loss:"):
+            raise
+        raise ValueError(f"loss: calling the objective {name} failed: {e}") from e
+    except Exception as e:  # noqa: BLE001 - report any failure of the user's objective
+        raise ValueError(
+            f"loss: calling the objective {name} failed: {type(e).__name__}: {e}"
+        ) from e
+    if (
+        not isinstance(out, jax.ShapeDtypeStruct)
+        or out.shape != ()
+        or not jnp.issubdtype(out.dtype, jnp.floating)
+    ):
+        got = (out.shape, out.dtype) if isinstance(out, jax.ShapeDtypeStruct) else out
+        raise ValueError(f"loss: the objective {name} must return a real scalar; got {got}")
+    try:
+        _, grads = jax.eval_shape(
+            lambda p: evaluate_and_grad(loss_fn, model, p, X, y, X.shape[0]), params_like
+        )
+    except Exception as e:  # noqa: BLE001 - report any failure of the user's objective
+        raise ValueError(
+            f"loss: differentiating the objective {name} failed: {type(e).__name__}: {e}"
+        ) from e
+    want = jax.tree.map(lambda s: s.shape, params_like)
+    if jax.tree.structure(grads) != jax.tree.structure(params_like) or (
+        jax.tree.map(lambda s: s.shape, grads) != want
+    ):
+        raise ValueError(
+            f"loss: the gradient of the objective {name} does not have the parameters' "
+            f"shapes {want}"
+        )
+
+
+def _check_minibatch(loss_fn, dynamics, n) -> None:
+    """Minibatch SGD needs a loss that is a sum over samples."""
+    b = getattr(dynamics, "batch_size", None)
+    if isinstance(dynamics, GradientDescent) and b is not None and b < n:
+        if not supports_minibatch(loss_fn):
+            raise ValueError(
+                f"batch_size: minibatch SGD (batch_size={b} < n={n}) needs a loss that is a "
+                f"sum over samples; loss {type(loss_fn).__name__} is not (reduction=None). "
+                "Use full-batch dynamics, or declare the objective's reduction "
+                "(Objective(fn, reduction='sum' or 'mean')) if it is such a sum"
+            )
 
 
 def _check_metric(name, fn, params_like) -> None:

@@ -136,9 +136,12 @@ BY_NAME: Mapping[str, type[AbstractLoss]] = MappingProxyType({
 """The built-in losses by the names `get_loss` and study files accept."""
 
 
-def get_loss(loss) -> AbstractLoss:
-    """A loss object from an `AbstractLoss`, a name, or a per-sample callable."""
-    if isinstance(loss, AbstractLoss):
+def get_loss(loss):
+    """A loss object from an `AbstractLoss`, an `AbstractObjective` (returned as it is), a
+    name, or a per-sample callable."""
+    from ._objective import AbstractObjective
+
+    if isinstance(loss, (AbstractLoss, AbstractObjective)):
         return loss
     if isinstance(loss, str):
         if loss == "mse":
@@ -156,4 +159,7 @@ def get_loss(loss) -> AbstractLoss:
             ) from None
     if callable(loss):
         return CustomLoss(loss)
-    raise ValueError(f"loss: expected an AbstractLoss, a name or a callable; got {loss!r}")
+    raise ValueError(
+        "loss: expected an AbstractLoss, an AbstractObjective, a name or a callable; "
+        f"got {loss!r}"
+    )

@@ -1,0 +1,185 @@
+r"""The exact population loss of a two-layer student against a two-layer teacher.
+
+With Gaussian inputs x ~ N(0, I_d), a student f(x) = Σ_j a_j σ(w_jᵀx) and a teacher
+f*(x) = Σ_k a*_k σ(w*_kᵀx),
+
+    L = ½ E[(f(x) − f*(x))²]
+      = ½ Σ_{jl} a_j a_l κ(w_j, w_l) − Σ_{jk} a_j a*_k κ(w_j, w*_k) + ½ Σ_{kl} a*_k a*_l κ(w*_k, w*_l),
+
+with κ(u, v) = E[σ(uᵀx) σ(vᵀx)] in closed form:
+
+- ReLU, the arc-cosine kernel of degree 1 (Cho & Saul, 2009):
+  κ(u, v) = ‖u‖‖v‖ (sin θ + (π − θ) cos θ) / (2π), θ the angle between u and v;
+- erf (σ = `jax.scipy.special.erf`; Williams, 1998):
+  κ(u, v) = (2/π) arcsin(2uᵀv / √((1 + 2‖u‖²)(1 + 2‖v‖²))).
+
+**ReLU at θ = 0.** Written with A = ‖u‖², B = ‖v‖², p = uᵀv, S = √(AB − p²) = ‖u‖‖v‖ sin θ,
+κ = (S + (π − θ) p) / (2π) with θ = atan2(S, p). Its derivatives are finite everywhere,
+∂κ/∂p = (π − θ)/(2π), ∂κ/∂A = S/(4πA), ∂κ/∂B = S/(4πB), so ∇_u κ = ((π − θ) v + ‖v‖ sin θ û)/(2π),
+but autodiff of S and θ separately gives ∞ − ∞ at parallel u, v: the kernel has these
+derivatives written out (`jax.custom_jvp`). At u = 0 (or v = 0) κ = 0 and its derivative
+is taken as 0, autodiff's relu′(0) = 0 under the expectation. Second derivatives
+(Hessian–vector products) are autodiff of that rule: ∂²κ/∂θ² is unbounded as θ → 0, and
+exactly at θ = 0 it is not finite.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._custom_types import Array, Float, Params, Scalar
+from ..data import Dataset
+from ._objective import AbstractObjective
+
+POPULATION_ACTIVATIONS = ("relu", "erf")
+
+
+@jax.custom_jvp
+def _relu_gram(A: Array, B: Array, P: Array) -> Array:
+    """κ from A = ‖u‖², B = ‖v‖², p = uᵀv (arrays of one shape)."""
+    S = jnp.sqrt(jnp.maximum(A * B - P * P, 0.0))
+    theta = jnp.arctan2(S, P)
+    return (S + (jnp.pi - theta) * P) / (2 * jnp.pi)
+
+
+@_relu_gram.defjvp
+def _relu_gram_jvp(primals, tangents):
+    A, B, P = primals
+    dA, dB, dP = tangents
+    S = jnp.sqrt(jnp.maximum(A * B - P * P, 0.0))
+    theta = jnp.arctan2(S, P)
+    out = (S + (jnp.pi - theta) * P) / (2 * jnp.pi)
+    nonzero = (A > 0) & (B > 0)
+    safe_A = jnp.where(A > 0, A, 1.0)
+    safe_B = jnp.where(B > 0, B, 1.0)
+    c_p = jnp.where(nonzero, (jnp.pi - theta) / (2 * jnp.pi), 0.0)
+    c_A = jnp.where(nonzero, S / (4 * jnp.pi * safe_A), 0.0)
+    c_B = jnp.where(nonzero, S / (4 * jnp.pi * safe_B), 0.0)
+    return out, c_p * dP + c_A * dA + c_B * dB
+
+
+def kernel(activation: str, U: Float[Array, "m d"], V: Float[Array, "k d"]) -> Float[Array, "m k"]:
+    """κ(u_j, v_l) = E_{x~N(0,I)}[σ(u_jᵀx) σ(v_lᵀx)] for all rows u_j of U and v_l of V."""
+    A = jnp.sum(U * U, axis=1)[:, None]
+    B = jnp.sum(V * V, axis=1)[None, :]
+    P = U @ V.T
+    if activation == "relu":
+        shape = P.shape
+        return _relu_gram(jnp.broadcast_to(A, shape), jnp.broadcast_to(B, shape), P)
+    if activation == "erf":
+        return (2 / jnp.pi) * jnp.arcsin(2 * P / jnp.sqrt((1 + 2 * A) * (1 + 2 * B)))
+    raise ValueError(
+        f"activation: the population loss has closed forms for {POPULATION_ACTIVATIONS}; "
+        f"got {activation!r}"
+    )
+
+
+class TeacherStudentPopulation(AbstractObjective):
+    r"""The exact population loss L = ½ E_{x~N(0,I_d)}[(f(x) − f*(x))²] (module notes).
+
+    The student is a `TwoLayerNet(d, m, activation, bias=False, output_bias=False)`,
+    f(x) = s·Σ_j a_j σ(w_jᵀx) with its scaling s (any `scaling`; `train_outer=False`
+    keeps a fixed). The teacher is f*(x) = Σ_k a*_k σ(w*_kᵀx).
+
+    L is the n → ∞ limit of the mean squared loss `SquaredLoss(reduction="mean")`
+    on noiseless teacher data (so time is on that loss's clock). It does not read the
+    training data: `simulate` still takes a data set, which sets the parameters' dtype,
+    is what data-dependent inits see, and whose test split `analysis.test_risk` uses
+    with `per_sample` = ½(f − y)² (a Monte-Carlo estimate of L on teacher data from
+    `dynsim.data.teacher_student`). Being no sum over samples (`reduction=None`), it
+    refuses minibatch SGD.
+
+    **Arguments:**
+
+    - `teacher`: `{"w": (k, d), "a": (k,)}`, or a pair `(TwoLayerNet, params)` of a
+      teacher network without biases (its scaling folded into a*).
+    - `activation`: `"relu"` or `"erf"`, shared by student and teacher.
+
+    Not supported: hidden or output biases (x ↦ wᵀx + b is not a centred Gaussian
+    projection), other activations, students other than `TwoLayerNet`.
+    """
+
+    teacher_w: Float[Array, "k d"]
+    teacher_a: Float[Array, " k"]
+    activation: str = eqx.field(static=True)
+    reduction = None
+
+    def __init__(self, teacher: Any, activation: str = "relu"):
+        if activation not in POPULATION_ACTIVATIONS:
+            raise ValueError(
+                f"activation: the population loss has closed forms for "
+                f"{POPULATION_ACTIVATIONS}; got {activation!r}"
+            )
+        if isinstance(teacher, tuple) and len(teacher) == 2:
+            net, params = teacher
+            _check_two_layer("teacher", net, activation)
+            w, a = params["w"], net.scale * jnp.asarray(params["a"])
+        elif isinstance(teacher, Mapping) and set(teacher) == {"w", "a"}:
+            w, a = teacher["w"], teacher["a"]
+        else:
+            raise ValueError(
+                "teacher: expected {'w': (k, d), 'a': (k,)} or a pair (TwoLayerNet, params); "
+                f"got {type(teacher).__name__}"
+            )
+        w, a = jnp.asarray(w), jnp.asarray(a)
+        if w.ndim != 2 or a.shape != w.shape[:1]:
+            raise ValueError(
+                f"teacher: w must be (k, d) and a (k,); got {w.shape} and {a.shape}"
+            )
+        if not (jnp.issubdtype(w.dtype, jnp.floating) and jnp.issubdtype(a.dtype, jnp.floating)):
+            raise ValueError(f"teacher: w and a must be real floating arrays; got {w.dtype}, {a.dtype}")
+        if not isinstance(w, jax.core.Tracer) and not (
+            np.all(np.isfinite(np.asarray(w))) and np.all(np.isfinite(np.asarray(a)))
+        ):
+            raise ValueError("teacher: w and a must be finite")
+        self.teacher_w, self.teacher_a = w, a
+        self.activation = activation
+
+    def check_model(self, model):
+        _check_two_layer("loss", model, self.activation, student=True)
+        if model.in_dim != self.teacher_w.shape[1]:
+            raise ValueError(
+                f"loss: the teacher has input dimension {self.teacher_w.shape[1]}, the "
+                f"student in_dim={model.in_dim}"
+            )
+
+    def __call__(self, model, params: Params, data: Dataset | None = None) -> Scalar:
+        self.check_model(model)
+        w = params["w"]
+        a = model.scale * params["a"]
+        if not model.train_outer:
+            a = jax.lax.stop_gradient(a)
+        wt = self.teacher_w.astype(w.dtype)
+        at = self.teacher_a.astype(w.dtype)
+        ss = a @ kernel(self.activation, w, w) @ a
+        st = a @ kernel(self.activation, w, wt) @ at
+        tt = at @ kernel(self.activation, wt, wt) @ at
+        return 0.5 * ss - st + 0.5 * tt
+
+    def per_sample(self, pred, target):
+        """½(f(x) − y)² per sample: its mean over teacher data estimates L."""
+        return 0.5 * jnp.square(pred - target)
+
+
+def _check_two_layer(name: str, net: Any, activation: str, student: bool = False) -> None:
+    from ..models import TwoLayerNet
+
+    role = "student" if student else "teacher"
+    if not isinstance(net, TwoLayerNet):
+        raise ValueError(
+            f"{name}: TeacherStudentPopulation needs a TwoLayerNet {role}; got {type(net).__name__}"
+        )
+    if net.bias or net.output_bias:
+        raise ValueError(
+            f"{name}: TeacherStudentPopulation needs a {role} without biases "
+            "(TwoLayerNet(..., bias=False, output_bias=False))"
+        )
+    if net.activation != activation:
+        raise ValueError(
+            f"{name}: the {role}'s activation is {net.activation!r}, the population loss's "
+            f"{activation!r}"
+        )

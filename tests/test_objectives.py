@@ -1,0 +1,289 @@
+"""Whole objectives: Objective(fn), the teacher–student population loss, Regularized."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+import dynsim
+from dynsim import _simulate
+from dynsim._problem import Problem
+from dynsim.losses import Objective, Regularized, SquaredLoss, TeacherStudentPopulation
+from dynsim.models import LinearNet, TwoLayerNet
+
+D, M, K = 3, 3, 2
+N_MC, CHUNK = 10**6, 10**5
+
+
+def _teacher(activation):
+    net = TwoLayerNet(D, K, activation, bias=False, scaling="standard")
+    return net, net.gaussian(jax.random.key(11), 1.0)
+
+
+def _student_params(case, student, teacher_params):
+    p = student.gaussian(jax.random.key(12), 1.0)
+    if case == "parallel":
+        # w_0 ∥ w*_0 (θ = 0), w_1 = −w*_1 (θ = π), w_2 = 0.5 w_0 (two student neurons
+        # parallel to each other): the boundary angles of the arc-cosine kernel
+        wt = teacher_params["w"]
+        p["w"] = jnp.stack([1.7 * wt[0], -0.6 * wt[1], 0.85 * wt[0]])
+    return p
+
+
+def _mc_value_and_grad(student, params, teacher, tp):
+    """Mean and standard error of ½(f − f*)² and of its gradient over 10⁶ x ~ N(0, I)."""
+
+    def one(p, x):
+        r = student.apply(p, x[None])[0] - teacher.apply(tp, x[None])[0]
+        return 0.5 * r * r
+
+    @jax.jit
+    def moments(key):
+        x = jax.random.normal(key, (CHUNK, D))
+        vals, grads = jax.vmap(jax.value_and_grad(one), in_axes=(None, 0))(params, x)
+        g = jax.vmap(lambda t: ravel_pytree(t)[0])(grads)
+        s = jnp.concatenate([vals[:, None], g], axis=1)
+        return jnp.sum(s, axis=0), jnp.sum(s * s, axis=0)
+
+    total, total_sq = 0.0, 0.0
+    for c in range(N_MC // CHUNK):
+        s1, s2 = moments(jax.random.fold_in(jax.random.key(99), c))
+        total, total_sq = total + np.asarray(s1), total_sq + np.asarray(s2)
+    mean = total / N_MC
+    var = total_sq / N_MC - mean**2
+    return mean, np.sqrt(var / N_MC)
+
+
+@pytest.mark.parametrize("case", ["random", "parallel"])
+@pytest.mark.parametrize("activation", ["relu", "erf"])
+def test_population_loss_and_gradient_match_monte_carlo(activation, case):
+    """Closed form vs a Monte-Carlo estimate from 10⁶ Gaussian inputs: the value and
+    every gradient entry agree within 4.5 standard errors of the MC mean (the standard
+    errors estimated from the same samples), at random student weights and at student
+    neurons parallel or antiparallel to teacher neurons (θ = 0 and π)."""
+    teacher, tp = _teacher(activation)
+    student = TwoLayerNet(D, M, activation, bias=False)  # ntk scaling s = 1/√m
+    params = _student_params(case, student, tp)
+    loss = TeacherStudentPopulation((teacher, tp), activation)
+    value, grads = jax.value_and_grad(lambda p: loss(student, p))(params)
+    closed = np.concatenate([[float(value)], np.asarray(ravel_pytree(grads)[0])])
+    assert np.all(np.isfinite(closed))
+    mean, se = _mc_value_and_grad(student, params, teacher, tp)
+    z = np.abs(closed - mean) / se
+    assert np.all(z < 4.5), (closed, mean, se, z)
+
+
+@pytest.mark.parametrize("activation", ["relu", "erf"])
+def test_population_loss_is_zero_at_the_teacher(activation):
+    """Student = teacher (and a wider student with the extra neuron switched off): L = 0
+    and ∇L = 0 to rounding, through the student's ntk scaling."""
+    teacher, tp = _teacher(activation)
+    loss = TeacherStudentPopulation((teacher, tp), activation)
+    student = TwoLayerNet(D, K + 1, activation, bias=False)
+    s = student.scale
+    params = {
+        "w": jnp.concatenate([tp["w"], jnp.ones((1, D))]),
+        "a": jnp.concatenate([tp["a"] / s, jnp.zeros(1)]),
+    }
+    value, grads = jax.value_and_grad(lambda p: loss(student, p))(params)
+    assert abs(float(value)) < 1e-13
+    assert float(jnp.max(jnp.abs(ravel_pytree(grads)[0]))) < 1e-12
+    same = TeacherStudentPopulation({"w": tp["w"], "a": tp["a"]}, activation)
+    assert abs(float(same(teacher, tp))) < 1e-13
+
+
+def test_population_relu_gradient_at_zero_neuron_is_finite():
+    """A student neuron w_j = 0 (e.g. a zero init): κ = 0 and a finite gradient."""
+    teacher, tp = _teacher("relu")
+    loss = TeacherStudentPopulation((teacher, tp), "relu")
+    student = TwoLayerNet(D, M, "relu", bias=False)
+    params = student.gaussian(jax.random.key(3), 1.0)
+    params["w"] = params["w"].at[0].set(0.0)
+    value, grads = jax.value_and_grad(lambda p: loss(student, p))(params)
+    assert np.isfinite(float(value)) and np.all(np.isfinite(ravel_pytree(grads)[0]))
+    assert float(grads["a"][0]) == 0.0  # κ(0, ·) = 0
+
+
+def test_population_loss_trains_under_simulate():
+    """GF on the population loss (data only set shapes and give the test split):
+    the loss decreases; the test risk is ½ mean (f − f*)² on teacher data."""
+    teacher, tp = _teacher("relu")
+    data = dynsim.data.teacher_student(jax.random.key(0), 8, teacher, tp, n_test=50_000)
+    student = TwoLayerNet(D, 4, "relu", bias=False)
+    loss = TeacherStudentPopulation((teacher, tp), "relu")
+    res = dynsim.simulate(
+        student, data, init=dynsim.init.Gaussian(1.0), dynamics=dynsim.GradientFlow(t1=20.0),
+        seeds=2, key=jax.random.key(1), loss=loss,
+    )
+    assert np.all(res.status == dynsim.Status.REACHED_END)
+    assert np.all(res.loss[:, -1] < res.loss[:, 0])
+    final = jax.vmap(lambda p: loss(student, p))(jax.tree.map(jnp.asarray, res.params))
+    risk = dynsim.analysis.test_risk(res)
+    np.testing.assert_allclose(risk, final, rtol=0.05)
+
+
+def _regression():
+    return dynsim.data.regression(jax.random.key(5), 12, 5, noise=0.3)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_regularized_gradient_flow_converges_to_ridge(reduction):
+    """GF on ½Σ(βᵀx_i − y_i)² + λ‖β‖² converges to β = (XᵀX + 2λI)⁻¹Xᵀy; with the mean
+    loss 1/(2n)Σ(…)² + λ‖β‖² to (XᵀX + 2nλI)⁻¹Xᵀy. To 1e-6."""
+    data = _regression()
+    X, y = np.asarray(data.X), np.asarray(data.y)
+    n, d = X.shape
+    lam = 0.05
+    model = LinearNet(d, [])
+    loss = Regularized(SquaredLoss(reduction=reduction), l2=lam)
+    res = dynsim.simulate(
+        model, data, init=dynsim.init.Gaussian(1.0),
+        dynamics=dynsim.GradientFlow(t1=400.0, rtol=1e-10, atol=1e-12),
+        seeds=3, key=jax.random.key(2), loss=loss,
+    )
+    shift = 2 * lam * (1 if reduction == "sum" else n)
+    ridge = np.linalg.solve(X.T @ X + shift * np.eye(d), X.T @ y)
+    beta = np.asarray(jax.vmap(model.predictor)(jax.tree.map(jnp.asarray, res.params)))
+    np.testing.assert_allclose(beta, np.broadcast_to(ridge, beta.shape), atol=1e-6, rtol=0)
+
+
+def test_regularized_gradient_is_the_derivative_and_skips_frozen_layers():
+    """The pullback gradient + 2λθ equals autodiff of base + λ‖θ‖²; with
+    TwoLayerNet(train_outer=False) the outer weights are neither penalized nor moved."""
+    data = dynsim.data.regression(jax.random.key(6), 7, 4)
+    for train_outer in (True, False):
+        model = TwoLayerNet(4, 5, "tanh", train_outer=train_outer)
+        params = model.gaussian(jax.random.key(7), 1.0)
+        loss = Regularized("squared", l2=0.3)
+        problem = Problem(model, loss, data.X, data.y)
+        value, grads = problem.value_and_grad(params)
+
+        def total(p):
+            sq = sum(jnp.sum(p[k] ** 2) for k in p if train_outer or k not in ("a", "c"))
+            return SquaredLoss()(model.apply(p, data.X), data.y) + 0.3 * sq
+
+        want_v, want_g = jax.value_and_grad(total)(params)
+        np.testing.assert_allclose(value, want_v, rtol=1e-13)
+        for k in params:
+            np.testing.assert_allclose(grads[k], want_g[k], rtol=1e-12, atol=1e-14)
+        if not train_outer:
+            assert float(jnp.max(jnp.abs(grads["a"]))) == 0.0
+
+
+def _squared_objective(model, params, data):
+    r = model.apply(params, data.X) - data.y
+    return 0.5 * jnp.sum(r * r)
+
+
+@pytest.mark.parametrize(
+    "dynamics",
+    [
+        dynsim.GradientFlow(t1=2.0),
+        dynsim.GradientDescent(learning_rate=0.02, steps=200),
+        dynsim.GradientDescent(learning_rate=0.02, steps=200, batch_size=4),
+    ],
+    ids=["gf", "gd", "sgd"],
+)
+def test_objective_equal_to_a_builtin_loss_gives_the_same_trajectories(dynamics):
+    """Objective(½Σ(f − y)², reduction='sum') vs the built-in squared loss: the same
+    losses and parameters to rounding (autodiff vs the model's pullback), same statuses
+    and step counts, on GF, GD and SGD (the same minibatches)."""
+    data = dynsim.data.regression(jax.random.key(8), 10, 3)
+    model = TwoLayerNet(3, 6, "tanh")
+    kw = dict(init=dynsim.init.Gaussian(0.8), dynamics=dynamics, seeds=3, key=jax.random.key(4))
+    a = dynsim.simulate(model, data, loss="squared", **kw)
+    b = dynsim.simulate(model, data, loss=Objective(_squared_objective, reduction="sum"), **kw)
+    np.testing.assert_array_equal(a.status, b.status)
+    np.testing.assert_array_equal(a.num_steps, b.num_steps)
+    np.testing.assert_allclose(b.loss, a.loss, rtol=1e-10, atol=1e-13)
+    for k in a.params:
+        np.testing.assert_allclose(b.params[k], a.params[k], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        Objective(_squared_objective),
+        TeacherStudentPopulation({"w": jnp.ones((2, 3)), "a": jnp.ones(2)}, "relu"),
+        Regularized(Objective(_squared_objective), l2=0.1),
+    ],
+    ids=["objective", "population", "regularized-objective"],
+)
+def test_sgd_refuses_an_objective_that_is_no_sample_sum(loss, without_runtime_typecheck):
+    data = dynsim.data.regression(jax.random.key(8), 10, 3)
+    model = TwoLayerNet(3, 4, "relu", bias=False)
+    before = _simulate.TRACE_COUNT["chunk"]
+    with pytest.raises(ValueError, match=r"^batch_size: .*loss"):
+        dynsim.simulate(
+            model, data, init=dynsim.init.Gaussian(1.0),
+            dynamics=dynsim.GradientDescent(learning_rate=0.1, steps=5, batch_size=3),
+            seeds=1, key=jax.random.key(0), loss=loss,
+        )
+    assert _simulate.TRACE_COUNT["chunk"] == before
+    # the same objective trains full-batch, and a declared sum trains under SGD
+    dynsim.validate_simulation(
+        model, data, init=dynsim.init.Gaussian(1.0),
+        dynamics=dynsim.GradientDescent(learning_rate=0.1, steps=5), loss=loss,
+    )
+    dynsim.validate_simulation(
+        model, data, init=dynsim.init.Gaussian(1.0),
+        dynamics=dynsim.GradientDescent(learning_rate=0.1, steps=5, batch_size=3),
+        loss=Regularized(Objective(_squared_objective, reduction="sum"), l2=0.1),
+    )
+
+
+def _raises(message):
+    def fn(model, params, data):
+        raise TypeError(message)
+
+    return fn
+
+
+@pytest.mark.parametrize(
+    "loss, model",
+    [
+        (Objective(lambda m, p, d: m.apply(p, d.X)), TwoLayerNet(3, 4)),
+        (Objective(lambda m, p, d: jnp.sum(p["a"] > 0)), TwoLayerNet(3, 4)),
+        (Objective(_raises("boom")), TwoLayerNet(3, 4)),
+        (TeacherStudentPopulation({"w": jnp.ones((2, 3)), "a": jnp.ones(2)}), TwoLayerNet(3, 4)),
+        (TeacherStudentPopulation({"w": jnp.ones((2, 3)), "a": jnp.ones(2)}),
+         TwoLayerNet(3, 4, "tanh", bias=False)),
+        (TeacherStudentPopulation({"w": jnp.ones((2, 5)), "a": jnp.ones(2)}),
+         TwoLayerNet(3, 4, bias=False)),
+        (TeacherStudentPopulation({"w": jnp.ones((2, 3)), "a": jnp.ones(2)}), LinearNet(3, [])),
+        (Regularized(Objective(lambda m, p, d: p["a"]), l2=0.1), TwoLayerNet(3, 4)),
+    ],
+    ids=[
+        "vector", "integer", "raises", "biased-student", "activation", "dimension",
+        "not-two-layer", "regularized-vector",
+    ],
+)
+def test_bad_objective_is_named_before_compiling(loss, model, without_runtime_typecheck):
+    data = dynsim.data.regression(jax.random.key(8), 10, 3)
+    before = _simulate.TRACE_COUNT["chunk"]
+    with pytest.raises(ValueError, match=r"^loss: "):
+        dynsim.simulate(
+            model, data, init=dynsim.init.Gaussian(1.0), dynamics=dynsim.GradientFlow(t1=1.0),
+            seeds=1, key=jax.random.key(0), loss=loss,
+        )
+    assert _simulate.TRACE_COUNT["chunk"] == before
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: Objective("not callable"), "loss"),
+        (lambda: Objective(_squared_objective, reduction="median"), "reduction"),
+        (lambda: Regularized("squared", l2=-1.0), "l2"),
+        (lambda: Regularized("squared", l2=float("nan")), "l2"),
+        (lambda: Regularized("squared", l2="0.1"), "l2"),
+        (lambda: TeacherStudentPopulation({"w": jnp.ones((2, 3))}), "teacher"),
+        (lambda: TeacherStudentPopulation({"w": jnp.ones((2, 3)), "a": jnp.ones(3)}), "teacher"),
+        (lambda: TeacherStudentPopulation({"w": jnp.ones((2, 3)), "a": jnp.ones(2)}, "tanh"),
+         "activation"),
+    ],
+)
+def test_bad_objective_arguments(make, name, without_runtime_typecheck):
+    with pytest.raises(ValueError, match=rf"^{name}: "):
+        make()
