@@ -93,6 +93,25 @@ def test_population_loss_is_zero_at_the_teacher(activation):
     assert abs(float(same(teacher, tp))) < 1e-13
 
 
+@pytest.mark.parametrize("activation", ["relu", "erf"])
+def test_population_hessian_matches_finite_differences(activation):
+    """Second derivatives (what a sharpness metric needs) through the kernel's jvp rule:
+    the Hessian is finite, symmetric and equals central differences of the gradient.
+    The diagonal κ(w_j, w_j), where θ = 0 always, must not make it NaN."""
+    teacher, tp = _teacher(activation)
+    student = TwoLayerNet(D, M, activation, bias=False)
+    loss = TeacherStudentPopulation((teacher, tp), activation)
+    x0, unravel = ravel_pytree(student.gaussian(jax.random.key(12), 1.0))
+    f = lambda x: loss(student, unravel(x))
+    H = np.asarray(jax.hessian(f)(x0))
+    g = jax.jit(jax.grad(f))
+    eps = 1e-5
+    fd = np.stack([(g(x0 + eps * e) - g(x0 - eps * e)) / (2 * eps) for e in np.eye(x0.size)])
+    assert np.all(np.isfinite(H))
+    np.testing.assert_allclose(H, H.T, atol=1e-14)
+    np.testing.assert_allclose(H, fd, atol=1e-8)
+
+
 def test_population_relu_gradient_at_zero_neuron_is_finite():
     """A student neuron w_j = 0 (e.g. a zero init): κ = 0 and a finite gradient."""
     teacher, tp = _teacher("relu")

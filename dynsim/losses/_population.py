@@ -62,14 +62,25 @@ def _relu_gram_jvp(primals, tangents):
     return out, c_p * dP + c_A * dA + c_B * dB
 
 
-def kernel(activation: str, U: Float[Array, "m d"], V: Float[Array, "k d"]) -> Float[Array, "m k"]:
-    """κ(u_j, v_l) = E_{x~N(0,I)}[σ(u_jᵀx) σ(v_lᵀx)] for all rows u_j of U and v_l of V."""
+def kernel(
+    activation: str, U: Float[Array, "m d"], V: Float[Array, "k d"] | None = None
+) -> Float[Array, "m k"]:
+    """κ(u_j, v_l) = E_{x~N(0,I)}[σ(u_jᵀx) σ(v_lᵀx)] for all rows u_j of U and v_l of V
+    (V = None: the Gram matrix of U with itself)."""
+    same = V is None
+    V = U if same else V
     A = jnp.sum(U * U, axis=1)[:, None]
     B = jnp.sum(V * V, axis=1)[None, :]
     P = U @ V.T
     if activation == "relu":
-        shape = P.shape
-        return _relu_gram(jnp.broadcast_to(A, shape), jnp.broadcast_to(B, shape), P)
+        A, B = jnp.broadcast_to(A, P.shape), jnp.broadcast_to(B, P.shape)
+        if not same:
+            return _relu_gram(A, B, P)
+        # κ(u, u) = ‖u‖²/2 on the diagonal, where θ = 0 always: the general form there
+        # has finite first but infinite second derivatives (Hessians of L would be NaN)
+        eye = jnp.eye(P.shape[0], dtype=bool)
+        off = _relu_gram(jnp.where(eye, 1.0, A), jnp.where(eye, 1.0, B), jnp.where(eye, 0.0, P))
+        return jnp.where(eye, 0.5 * A, off)
     if activation == "erf":
         return (2 / jnp.pi) * jnp.arcsin(2 * P / jnp.sqrt((1 + 2 * A) * (1 + 2 * B)))
     raise ValueError(
@@ -155,9 +166,9 @@ class TeacherStudentPopulation(AbstractObjective):
             a = jax.lax.stop_gradient(a)
         wt = self.teacher_w.astype(w.dtype)
         at = self.teacher_a.astype(w.dtype)
-        ss = a @ kernel(self.activation, w, w) @ a
+        ss = a @ kernel(self.activation, w) @ a
         st = a @ kernel(self.activation, w, wt) @ at
-        tt = at @ kernel(self.activation, wt, wt) @ at
+        tt = at @ kernel(self.activation, wt) @ at
         return 0.5 * ss - st + 0.5 * tt
 
     def per_sample(self, pred, target):
