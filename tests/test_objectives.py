@@ -306,3 +306,36 @@ def test_bad_objective_is_named_before_compiling(loss, model, without_runtime_ty
 def test_bad_objective_arguments(make, name, without_runtime_typecheck):
     with pytest.raises(ValueError, match=rf"^{name}: "):
         make()
+
+
+def _mean_objective(model, params, data):
+    r = model.apply(params, data.X) - data.y
+    return 0.5 * jnp.mean(r * r)
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        Objective(_squared_objective, reduction="sum"),
+        Objective(_mean_objective, reduction="mean"),
+        Regularized(SquaredLoss(reduction="mean"), l2=0.2),
+        Regularized(Objective(_squared_objective, reduction="sum"), l2=0.2),
+    ],
+    ids=["objective-sum", "objective-mean", "regularized-loss", "regularized-objective"],
+)
+def test_minibatch_estimate_of_an_objective_is_unbiased(loss):
+    """Averaged over all C(7, 3) minibatches, the estimate and its gradient equal the
+    full objective and gradient (the penalty is the same on every batch)."""
+    import itertools
+
+    data = dynsim.data.regression(jax.random.key(9), 7, 4)
+    model = TwoLayerNet(4, 3, "tanh")
+    params = model.gaussian(jax.random.key(10), 1.0)
+    problem = Problem(model, loss, data.X, data.y)
+    full_v, full_g = problem.value_and_grad(params)
+    batches = jnp.asarray(list(itertools.combinations(range(7), 3)))
+    vs, gs = jax.vmap(lambda b: problem.value_and_grad(params, b))(batches)
+    np.testing.assert_allclose(jnp.mean(vs), full_v, rtol=1e-12)
+    np.testing.assert_allclose(jnp.mean(vs), problem.value(params), rtol=1e-12)
+    for k in params:
+        np.testing.assert_allclose(jnp.mean(gs[k], axis=0), full_g[k], rtol=1e-10, atol=1e-13)
