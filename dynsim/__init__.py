@@ -9,6 +9,7 @@ from . import init as init
 from . import losses as losses
 from . import models as models
 from . import study as study
+from ._compile_cache import enable_compile_cache as enable_compile_cache
 from ._distributed import process_seed_range as process_seed_range
 from ._distributed import simulate_local_share as simulate_local_share
 from ._objective import CalibrationResult as CalibrationResult

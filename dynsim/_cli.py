@@ -11,6 +11,7 @@ import tomllib
 
 import jax
 
+from ._compile_cache import default_cache_dir, disable_compile_cache, enable_compile_cache
 from ._progress import Progress
 from .study import load_study, run_study
 from .study._config import PRESET_DIR, parse_study, run_options
@@ -57,7 +58,20 @@ def _peek_config(study: str, overrides) -> dict:
         raise
 
 
+def _compile_cache(args) -> None:
+    """`dynsim run` and `dynsim demo` keep compiled programs in JAX's persistent cache
+    (`dynsim.enable_compile_cache`: `$DYNSIM_CACHE_DIR`, else under the user's cache
+    directory), so a second run of a study loads them instead of compiling; `--no-cache`
+    switches it off. Only the program does this by default: `main(argv)` called
+    in-process leaves the caller's JAX cache settings alone unless given `--no-cache`."""
+    if args.no_cache:
+        disable_compile_cache()
+    elif args.program:
+        enable_compile_cache()
+
+
 def cmd_run(args) -> int:
+    _compile_cache(args)
     # SIGINT is deferred from here on (validation builds every point with JAX, too):
     # see dynsim/study/_interrupt.py
     with Interrupts(final=args.program) as guard:
@@ -133,6 +147,7 @@ def cmd_presets(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    _compile_cache(args)
     overrides = [] if args.seeds is None else [f"run.seeds={args.seeds}"]
     if args.seeds is not None:
         overrides.append(f"run.chunk_size={max(1, min(125, args.seeds))}")
@@ -188,6 +203,8 @@ def cmd_info(args) -> int:
     print(f"{'x64':10s} {jax.config.jax_enable_x64} (studies with precision = \"float64\" "
           "enable it; float32 studies cast data to float32)")
     print(f"{'default':10s} {jax.numpy.zeros(()).dtype}")
+    print(f"{'cache':10s} {default_cache_dir()} (compiled programs of dynsim run/demo; "
+          f"--no-cache: none; DYNSIM_CACHE_DIR sets it)")
     return 0
 
 
@@ -205,6 +222,11 @@ def cmd_repair(args) -> int:
     return 0
 
 
+_NO_CACHE_HELP = (
+    "do not use the persistent compilation cache (default: compiled programs are kept in "
+    "$DYNSIM_CACHE_DIR, else $XDG_CACHE_HOME/dynsim/jax or ~/.cache/dynsim/jax)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dynsim", description="Simulate gradient flow / descent over many seeds.")
@@ -217,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a study value, e.g. --set run.seeds=100 (value parsed as TOML)")
     r.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    r.add_argument("--no-cache", action="store_true", help=_NO_CACHE_HELP)
     r.set_defaults(fn=cmd_run)
 
     v = sub.add_parser("validate", help="check a study file without running it")
@@ -243,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seeds", type=int, default=None, help="seeds per point (default 250)")
     d.add_argument("--out", default=None, help="keep the results here (default: temporary)")
     d.add_argument("--quiet", action="store_true")
+    d.add_argument("--no-cache", action="store_true", help=_NO_CACHE_HELP)
     d.set_defaults(fn=cmd_demo)
 
     i = sub.add_parser("info", help="devices, versions, precision")

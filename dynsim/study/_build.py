@@ -105,11 +105,34 @@ def build_model(st: Study, spec: dict, section: str = "model"):
     return _call(st, section, fn, (), _checked(st, section, fn, kwargs, name, MODELS[name]), name)
 
 
+# Continuous fields that reach the compiled chunk program. A Python float there is
+# static: compiled in as a constant, so every value of a swept float would compile a
+# program of its own. The builder checks each object with the floats of the study file
+# (errors then show the values), then hands `simulate` the values the study gives as 0-d
+# arrays of its precision, which are arguments of the program: sweep points that differ
+# only in them share one compilation, and compute what the same objects built with
+# Python floats compute, bitwise (tests/test_compile_cache.py). The init schemes'
+# floats are passed so as well (lists of them too). Defaults stay the constructors'
+# floats (the same at every point). Integers that set shapes or loop
+# bounds (`n_save`, `steps`, `max_steps`, widths) stay static, and so do the models'
+# floats (`dense_scale`, `leaky_slope`): as arrays they change XLA's rewrites of the
+# model's products, so results would differ from a model of Python floats at rounding
+# level (in float32 enough to change step counts); a sweep over them compiles per value.
+FLOW_FLOATS = ("t1", "rtol", "atol", "dt0", "stop_loss", "stop_grad_norm", "divergence")
+DESCENT_FLOATS = ("learning_rate", "stop_loss", "stop_grad_norm", "divergence")
+
+
 def _floats_to_arrays(kwargs: dict, dtype) -> dict:
-    """Float values become JAX arrays: sweep points then share one compilation."""
-    return {
-        k: jnp.asarray(v, dtype) if isinstance(v, float) else v for k, v in kwargs.items()
-    }
+    """The float values of `kwargs` (and lists of floats, e.g. one std per layer) as
+    0-d arrays of `dtype`."""
+    def convert(v):
+        if isinstance(v, float):
+            return jnp.asarray(v, dtype)
+        if isinstance(v, list) and v and all(isinstance(x, float) for x in v):
+            return [jnp.asarray(x, dtype) for x in v]
+        return v
+
+    return {k: convert(v) for k, v in kwargs.items()}
 
 
 def build_point(st: Study, cfg: dict, *, dry_run: bool = False) -> Point:
@@ -203,9 +226,8 @@ def build_dynamics(st: Study, cfg: dict, dtype):
                 raise _err(st, "dynamics.solver",
                            f"unknown diffrax ODE solver {name!r}; choose from {', '.join(solvers)}")
             kw["solver"] = solvers[name]()
-        if "ts" in kw:
-            kw["ts"] = jnp.asarray(kw["ts"], dtype)
-        return _call(st, "dynamics", GradientFlow, (), kw, kind)
+        flow = _call(st, "dynamics", GradientFlow, (), kw, kind)
+        return _dynamic_flow(flow, [k for k in FLOW_FLOATS if k in kw], dtype)
     kw = _checked(st, "dynamics", GradientDescent, kw, kind, DYNAMICS[kind])
     if "optimizer" in kw:
         name = kw["optimizer"]
@@ -218,11 +240,30 @@ def build_dynamics(st: Study, cfg: dict, dtype):
             raise _err(st, "dynamics.optimizer",
                        f"unknown optax optimizer {name!r} (e.g. sgd, momentum, adam)")
         kw["optimizer"] = opt
-    if "learning_rate" in kw:
-        kw["learning_rate"] = jnp.asarray(kw["learning_rate"], dtype)
     if "save_steps" in kw:
         kw["save_steps"] = tuple(kw["save_steps"])
-    return _call(st, "dynamics", GradientDescent, (), kw, kind)
+    descent = _call(st, "dynamics", GradientDescent, (), kw, kind)
+    return _replace_floats(descent, [k for k in DESCENT_FLOATS if k in kw], dtype)
+
+
+def _replace_floats(obj, names: list, dtype, **changes):
+    """`obj` (a dynamics, already checked) with its fields `names` as 0-d arrays of
+    `dtype`, and `changes`."""
+    arrays = {n: jnp.asarray(getattr(obj, n), dtype) for n in names
+              if getattr(obj, n) is not None}
+    return dataclasses.replace(obj, **arrays, **changes) if arrays or changes else obj
+
+
+def _dynamic_flow(flow: GradientFlow, names: list, dtype) -> GradientFlow:
+    """`flow` with its fields `names` as arrays, and its save times `ts` if given.
+    Without `ts`, `GradientFlow` builds its default grid on the host from a float `t1`
+    (0, then geometric from min(10⁻², t1/10³) to t1), but for an array `t1` a grid
+    relative to t1 (geometric from t1/10³): so for an array `t1` the grid of the float
+    `t1` is computed here and passed as `ts`, and the points of a sweep over `t1` keep
+    the save times of separate runs (`n_save` of them) and share one compilation."""
+    ts = {} if flow.ts is None and "t1" not in names else {
+        "ts": jnp.asarray(flow.save_times(), dtype)}  # the checked ts, or t1's grid
+    return _replace_floats(flow, names, dtype, **ts)
 
 
 def _cast(ds: Dataset, dtype) -> Dataset:
