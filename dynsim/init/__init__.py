@@ -5,6 +5,7 @@ from ._schemes import Balanced as Balanced
 from ._schemes import Constant as Constant
 from ._schemes import Custom as Custom
 from ._schemes import Gaussian as Gaussian
+from ._schemes import Module as Module
 from ._schemes import Orthogonal as Orthogonal
 from ._schemes import RowSpace as RowSpace
 from ._schemes import Spectral as Spectral

@@ -16,6 +16,7 @@ from .._checks import check_finite, check_positive
 from .._custom_types import Key, Params
 from ..data._datasets import Dataset
 from ..models._diagonal import DiagonalNet
+from ..models._equinox import Equinox, is_trained
 from ..models._linear import LinearNet
 
 
@@ -219,7 +220,9 @@ class Orthogonal(AbstractInit):
     """Orthogonal init (`jax.nn.initializers.orthogonal`) of every weight matrix.
 
     Matrices get `gain`·(semi-)orthogonal values; vectors and scalars (biases, outer
-    weights of `TwoLayerNet`, diagonal parameters) get N(0, `gain`²/fan) entries.
+    weights of `TwoLayerNet`, diagonal parameters) get N(0, `gain`²/fan) entries. Any
+    parameter PyTree (`model.param_shapes`) works, leaf by leaf; leaves of more than two
+    axes are treated as vectors are, fan = their first axis.
     """
 
     gain: Any = 1.0
@@ -241,6 +244,26 @@ class Orthogonal(AbstractInit):
                 fan = max(1, leaf.shape[0] if leaf.shape else 1)
                 out.append(self.gain / jnp.sqrt(fan) * jax.random.normal(k, leaf.shape, dtype))
         return jax.tree.unflatten(treedef, out)
+
+
+class Module(AbstractInit):
+    r"""An equinox network's own initialization: seed s gets the trained leaves of
+    `model.make(key_s)` (`dynsim.models.Equinox`), cast to the data's dtype.
+
+    So seed s starts where `eqx.partition(make(key_s), is_inexact)[0]` would, with the
+    initializers the network's layers define (`eqx.nn.Linear`'s uniform fan-in bounds for
+    `eqx.nn.MLP`).
+    """
+
+    def __call__(self, model, data, key):
+        if not isinstance(model, Equinox):
+            raise ValueError(
+                f"init: Module initializes dynsim.models.Equinox networks; got "
+                f"{type(model).__name__}"
+            )
+        dtype = _dtype(data)
+        params = eqx.filter(model.make(key), is_trained)
+        return jax.tree.map(lambda x: x.astype(dtype), params)
 
 
 class Custom(AbstractInit):

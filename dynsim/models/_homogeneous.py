@@ -7,12 +7,23 @@ import jax.numpy as jnp
 
 from .._checks import check_count
 from .._custom_types import Array, Inputs, Key, Params, Predictions
-from ._activations import activation_and_derivative, activation_fn
+from ._activations import (
+    Activation,
+    activation_and_derivative,
+    activation_degree,
+    activation_fn,
+    as_activation,
+    check_activation_maps,
+)
 from ._base import AbstractLayeredNet, AbstractModel, _widths, cast_like, gaussian_like, per_layer
 
 
 class HomogeneousNet(AbstractLayeredNet):
     r"""f(x) = W_L σ(W_{L−1} ⋯ σ(W_1 x)) with σ = relu or leaky relu, no biases.
+
+    σ may also be any elementwise callable declared positively 1-homogeneous,
+    `Activation(fn, homogeneous=True)` (σ(cz) = cσ(z) for c > 0); an undeclared callable
+    is refused, since the degree and the conserved quantities below rest on it.
 
     f is positively homogeneous of degree L in θ: f(cθ; x) = c^L f(θ; x), the setting of
     exponential/logistic-loss margin theory (Lyu & Li 2020, Poggio et al. 2020).
@@ -26,7 +37,7 @@ class HomogeneousNet(AbstractLayeredNet):
     in_dim_: int
     hidden: tuple[int, ...]
     out_dim: int | None = None
-    activation: str = "relu"
+    activation: str | Activation = "relu"
     leaky_slope: float = 0.01
 
     def __init__(
@@ -35,7 +46,7 @@ class HomogeneousNet(AbstractLayeredNet):
         hidden: Sequence[int],
         out_dim: int | None = None,
         *,
-        activation: str = "relu",
+        activation: str | Callable | Activation = "relu",
         leaky_slope: float = 0.01,
     ):
         check_count("in_dim", in_dim)
@@ -44,9 +55,15 @@ class HomogeneousNet(AbstractLayeredNet):
         for h in _widths(hidden):
             check_count("hidden", h)
         check_count("out_dim", out_dim, allow_none=True)
-        if activation not in ("relu", "leaky_relu"):
+        activation = as_activation(activation)
+        if isinstance(activation, str):
+            ok = activation in ("relu", "leaky_relu")
+        else:
+            ok = activation_degree(activation) == 1
+        if not ok:
             raise ValueError(
-                f"activation: HomogeneousNet needs 'relu' or 'leaky_relu'; got {activation!r}"
+                "activation: HomogeneousNet needs 'relu', 'leaky_relu' or a callable declared "
+                f"positively 1-homogeneous, Activation(fn, homogeneous=True); got {activation!r}"
             )
         self.in_dim_ = int(in_dim)
         self.hidden = tuple(int(h) for h in hidden)
@@ -65,6 +82,13 @@ class HomogeneousNet(AbstractLayeredNet):
 
     def param_shapes(self, dtype: Any = None) -> dict[str, Any]:
         return {"W": self.weight_shapes(dtype)}
+
+    def check_data(self, X: Any, y: Any) -> None:
+        """`AbstractModel.check_data`, and a callable activation must act elementwise on
+        each hidden layer's (d_l, n) pre-activations (a `ValueError` naming `activation`)."""
+        super().check_data(X, y)
+        for h in sorted(set(self.hidden)):
+            check_activation_maps(self.activation, (h, jnp.shape(X)[0]), jnp.result_type(X))
 
     def gaussian(self, key: Key, std: Any, dtype: Any = None) -> Params:
         return gaussian_like(key, self.param_shapes(dtype), {"W": per_layer(std, self.depth)})

@@ -9,10 +9,12 @@ import jax.numpy as jnp
 from .._checks import check_count
 from .._custom_types import Array, Inputs, Key, Params, Predictions
 from ._activations import (
+    Activation,
     activation_and_derivative,
     activation_degree,
     activation_fn,
-    check_activation,
+    as_activation,
+    check_activation_maps,
 )
 from ._base import AbstractModel, cast_like, default_dtype, gaussian_like, per_layer
 
@@ -29,19 +31,24 @@ class TwoLayerNet(AbstractModel):
 
     - `in_dim`: input dimension d.  `width`: number of hidden neurons m.
     - `activation`: one of `relu, leaky_relu, tanh, softplus, sigmoid, erf, quadratic,
-      linear`; `leaky_slope` for `leaky_relu`.
+      linear` (`leaky_slope` for `leaky_relu`), or any elementwise callable σ
+      (`jax.nn.gelu`), or `Activation(fn, homogeneous=True)` to declare a callable
+      positively 1-homogeneous. A callable's σ′ in the hand-written pullback is JAX's
+      derivative of it (`Activation.value_and_derivative`).
     - `bias`, `output_bias`: hidden biases b_j, output bias c.
     - `train_outer`: if False the outer weights a (and c) stay at their initial values
       (their gradient is stopped).
     - `scaling`: s = m^{-1/2} (`"ntk"`), m^{-1} (`"mean-field"`) or 1 (`"standard"`).
 
-    For a k-homogeneous σ (relu, leaky relu, linear: k = 1; quadratic: k = 2) and a
-    trainable outer layer, gradient flow conserves k·a_j² − ‖w_j‖² − b_j² per neuron.
+    For a k-homogeneous σ (relu, leaky relu, linear: k = 1; quadratic: k = 2; a callable
+    declared `Activation(fn, homogeneous=True)`: k = 1) and a trainable outer layer,
+    gradient flow conserves k·a_j² − ‖w_j‖² − b_j² per neuron; for any other σ
+    `conserved` is empty.
     """
 
     in_dim_: int
     width_: int
-    activation: str = "relu"
+    activation: str | Activation = "relu"
     bias: bool = True
     output_bias: bool = False
     train_outer: bool = True
@@ -52,7 +59,7 @@ class TwoLayerNet(AbstractModel):
         self,
         in_dim: int,
         width: int,
-        activation: str = "relu",
+        activation: str | Callable | Activation = "relu",
         *,
         bias: bool = True,
         output_bias: bool = False,
@@ -62,7 +69,7 @@ class TwoLayerNet(AbstractModel):
     ):
         check_count("in_dim", in_dim)
         check_count("width", width)
-        check_activation(activation)
+        activation = as_activation(activation)
         if scaling not in SCALINGS:
             raise ValueError(f"scaling: unknown {scaling!r}; choose one of {tuple(SCALINGS)}")
         self.in_dim_ = int(in_dim)
@@ -89,6 +96,15 @@ class TwoLayerNet(AbstractModel):
     @property
     def layers(self) -> tuple[str, ...]:
         return ("inner", "outer")
+
+    def check_data(self, X: Any, y: Any) -> None:
+        """`AbstractModel.check_data`, and a callable activation must act elementwise on
+        the (m, n) pre-activations (traced abstractly; a `ValueError` naming
+        `activation`)."""
+        super().check_data(X, y)
+        check_activation_maps(
+            self.activation, (self.width_, jnp.shape(X)[0]), jnp.result_type(X)
+        )
 
     @property
     def scale(self) -> float:
