@@ -68,10 +68,13 @@ def validate_simulation(
             raise ValueError(f"data: {name} contains non-finite values")
     loss_fn = get_loss(loss)
     if loss_fn.classification:
-        if model.out_shape != ():
+        # y's per-sample shape is the model's out_shape (check_data), also for models
+        # whose out_shape is only known from the data (models.Custom, models.Equinox)
+        out_shape = tuple(jnp.shape(dataset.y)[1:])
+        if out_shape != ():
             raise ValueError(
                 f"loss: {type(loss_fn).__name__} needs a scalar-output model; "
-                f"model has out_shape {model.out_shape}"
+                f"model has out_shape {out_shape}"
             )
         y = dataset.y
         if not isinstance(y, jax.core.Tracer) and not np.all(np.abs(np.asarray(y)) == 1):
