@@ -123,6 +123,7 @@ def validate_simulation(
     bad_dtype = [s.dtype for s in jax.tree.leaves(got) if s.dtype != dtype]
     if bad_dtype:
         raise ValueError(f"init: parameters must have the data's dtype {dtype}; got {bad_dtype[0]}")
+    dynamics.check_params(got)
     for name, fn in metric_items:
         _check_metric(name, fn, got)
     _check_loss(loss_fn, model, dataset, got)

@@ -1,9 +1,16 @@
 """Strict test settings (library code never sets global config): float64 everywhere,
 implicit rank promotion is an error, and jaxtyping checks every annotated dynsim
-function's shapes at run time (`--jaxtyping-packages` in pyproject's addopts)."""
+function's shapes at run time (`--jaxtyping-packages` in pyproject's addopts). CLI
+runs started as programs keep their compilation cache in a temporary directory, never
+in the user's cache."""
+
+import os
+import tempfile
 
 import jax
 import pytest
+
+os.environ.setdefault("DYNSIM_CACHE_DIR", tempfile.mkdtemp(prefix="dynsim-test-cache-"))
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")

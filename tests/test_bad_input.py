@@ -38,6 +38,11 @@ CASES = {
     "integer y": (lambda: dynsim.data.Dataset(X, jnp.arange(5)), "data: y"),
     "float16 X": (lambda: dynsim.data.Dataset(X.astype(jnp.float16), Y.astype(jnp.float16)), "data: X"),
     "no samples": (lambda: dynsim.data.Dataset(jnp.ones((0, 4)), jnp.ones(0)), "data: X"),
+    "projection of the wrong shape": (lambda: _sim(dynamics=dynsim.GradientDescent(
+        learning_rate=0.01, steps=3, projection=lambda p: {"W": (p["W"][0][:2], p["W"][1])})),
+        "projection"),
+    "projection that raises": (lambda: _sim(dynamics=dynsim.GradientDescent(
+        learning_rate=0.01, steps=3, projection=lambda p: p["nope"])), "projection"),
     # a pair (X, y) is cast to the default float: never from complex or half precision
     "complex X in a pair": (lambda: _sim(data=(np.asarray(X, np.complex64), Y)), "data: X"),
     "float16 y in a pair": (lambda: _sim(data=(X, np.asarray(Y, np.float16))), "data: y"),
