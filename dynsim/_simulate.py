@@ -58,8 +58,9 @@ def simulate(
     - `init`: a `dynsim.init` scheme or a callable `key -> params`.
     - `dynamics`: `GradientFlow(...)` or `GradientDescent(...)`.
     - `seeds`: number of initializations.  `key`: a JAX PRNG key.
-    - `loss`: an `AbstractLoss`, a name (`"squared"`, `"logistic"`, `"exponential"`) or
-      a per-sample callable `(pred, target) -> scalar`.
+    - `loss`: an `AbstractLoss`, a name (`"squared"`, `"logistic"`, `"exponential"`),
+      a per-sample callable `(pred, target) -> scalar`, or an `AbstractObjective`
+      (`losses.Objective`, `TeacherStudentPopulation`, `Regularized`).
     - `chunk_size`: seeds per compiled batch. Default: all seeds at once, up to
       `_memory.AUTO_CHUNK_PROBE` (16,384); above that, the largest chunk whose program
       fits half the available device memory, sized from the memory analysis of the
