@@ -37,6 +37,7 @@ def validate_simulation(
     chunk_size: int | None = None,
     metrics: Mapping[str, Callable] | None = None,
     seed_start: int = 0,
+    save_conserved: bool = False,
 ) -> SimulationInputs:
     """Check the arguments of `simulate` without running anything.
 
@@ -47,7 +48,10 @@ def validate_simulation(
     the loss and each metric on one seed's parameters. An `AbstractObjective` loss must
     accept the model (`check_model`) and give a real scalar and a gradient of the
     parameters' shapes; minibatch SGD (`GradientDescent(batch_size=b)`, b < n) needs a
-    loss that is a sum over samples. `key=None` checks with `jax.random.key(0)`.
+    loss that is a sum over samples. With `save_conserved`, the model's `conserved` is
+    traced too (a model given no conserved quantities, `models.Custom(...,
+    conserved=None)`, is a `ValueError` naming `conserved`). `key=None` checks with
+    `jax.random.key(0)`.
 
     **Returns:** the normalized arguments (`SimulationInputs`).
 
@@ -126,6 +130,8 @@ def validate_simulation(
     dynamics.check_params(got)
     for name, fn in metric_items:
         _check_metric(name, fn, got)
+    if save_conserved:
+        _check_conserved(model, got)
     _check_loss(loss_fn, model, dataset, got)
     return SimulationInputs(model, dataset, loss_fn, init_fn, metric_items)
 
@@ -186,6 +192,20 @@ def _check_minibatch(loss_fn, dynamics, n) -> None:
                 "Use full-batch dynamics, or declare the objective's reduction "
                 "(Objective(fn, reduction='sum' or 'mean')) if it is such a sum"
             )
+
+
+def _check_conserved(model, params_like) -> None:
+    """`model.conserved` on one seed's parameters, traced abstractly: a model without
+    conserved quantities says so (its own `ValueError`), a failing one names `conserved`."""
+    try:
+        jax.eval_shape(model.conserved, params_like)
+    except ValueError:
+        raise
+    except Exception as e:  # noqa: BLE001 - report any failure of the user's function
+        raise ValueError(
+            f"conserved: {type(model).__name__}.conserved failed on one seed's parameters: "
+            f"{type(e).__name__}: {e}"
+        ) from e
 
 
 def _check_metric(name, fn, params_like) -> None:

@@ -106,6 +106,11 @@ def test_custom_without_conserved_says_so(data):
         conserved_drift(res)
     with pytest.raises(ValueError, match="save_conserved=True"):
         _run(custom, data, Gaussian(), GD, seeds=2, save_conserved=True)
+    before = _simulate.TRACE_COUNT["chunk"]
+    with pytest.raises(ValueError, match="^conserved: Custom was given no `conserved`"):
+        dynsim.validate_simulation(custom, data, init=Gaussian(), dynamics=GD,
+                                   save_conserved=True)
+    assert _simulate.TRACE_COUNT["chunk"] == before
 
 
 # --- Equinox ------------------------------------------------------------------------
