@@ -88,6 +88,7 @@ def simulate(
     model, dataset, loss_fn, init_fn, metric_items = validate_simulation(
         model, data, init=init, dynamics=dynamics, loss=loss, seeds=seeds, key=key,
         chunk_size=chunk_size, metrics=metrics, seed_start=seed_start,
+        save_conserved=bool(save_conserved),
     )
     problem = Problem(
         model, loss_fn, dataset.X, dataset.y, metric_items, bool(save_params), bool(save_conserved)
