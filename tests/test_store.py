@@ -4,22 +4,13 @@
 
 import json
 
-import numpy as np
 import pytest
 from _study_helpers import write_study
+from helpers import datasets_identical
 
 import dynsim.study as study
 from dynsim.study import StoreError, load_study, run_study
 from dynsim.study._store import Store
-
-
-def _identical(a, b):
-    assert set(a.data_vars) == set(b.data_vars)
-    for v in a.data_vars:
-        np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=v)
-        assert a[v].dtype == b[v].dtype
-    for c in a.coords:
-        np.testing.assert_array_equal(a[c].values, b[c].values)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +67,7 @@ def test_corrupt_chunk_detected_and_recomputed(reference, tmp_path, damage):
         study.load(out)
     m = run_study(None, out, resume=True)
     assert m["runs"][-1]["chunks_computed"] == 1
-    _identical(study.load(out), study.load(ref))
+    datasets_identical(study.load(out), study.load(ref))
 
 
 def test_resume_of_complete_store_computes_nothing(reference, tmp_path):
@@ -120,7 +111,7 @@ def test_partial_run_then_resume_bitwise(reference, tmp_path):
     assert m["status"] == "interrupted"
     m = run_study(None, out, resume=True)
     assert m["runs"][-1]["chunks_computed"] == 3
-    _identical(study.load(out), study.load(ref))
+    datasets_identical(study.load(out), study.load(ref))
 
 
 def test_tmp_files_are_cleaned(reference, tmp_path):

@@ -11,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from _study_helpers import write_study
+from helpers import datasets_identical
 
 import dynsim.study as study
 import dynsim.study._store as store_mod
@@ -24,15 +24,6 @@ from dynsim.study._runner import repair
 from dynsim.study._store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _identical(a, b):
-    assert set(a.data_vars) == set(b.data_vars)
-    for v in a.data_vars:
-        np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=v)
-        assert a[v].dtype == b[v].dtype
-    for c in a.coords:
-        np.testing.assert_array_equal(a[c].values, b[c].values)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +67,7 @@ def test_point_directory_of_another_study_is_refused(stores, tmp_path, capsys):
     shutil.copytree(other / "points" / "0001", out / "points" / "0001")  # chunks + index
     with pytest.raises(StoreError, match=r"points/0001/index.json: belongs to another study"):
         study.load(out)
-    _identical(study.load(out, point=0), study.load(ref, point=0))  # point 0 is its own
+    datasets_identical(study.load(out, point=0), study.load(ref, point=0))  # point 0 is its own
     with pytest.raises(StoreError, match="belongs to another study.*not resumed"):
         run_study(None, out, resume=True)
     assert main(["run", "--resume", "--out", str(out), "--quiet"]) == 2
@@ -128,7 +119,7 @@ def test_foreign_chunk_without_its_index_is_recomputed(stores, tmp_path):
         study.load(out)
     run_study(None, out, resume=True)
     assert _computed(out) == 1
-    _identical(study.load(out), study.load(ref))
+    datasets_identical(study.load(out), study.load(ref))
 
 
 # ---------------------------------------------------------------- study.toml
@@ -156,7 +147,7 @@ def test_edited_study_and_deleted_chunk_refuse_resume(stores, tmp_path, capsys):
     assert toml.read_text() == original
     run_study(None, out, resume=True)
     assert _computed(out) == 1
-    _identical(study.load(out), study.load(ref))
+    datasets_identical(study.load(out), study.load(ref))
 
 
 def test_missing_study_toml(stores, tmp_path, capsys):
@@ -173,7 +164,7 @@ def test_missing_study_toml(stores, tmp_path, capsys):
     assert (out / "study.toml").read_text() == original
     run_study(None, out, resume=True)
     assert _computed(out) == 0
-    _identical(study.load(out), study.load(ref))
+    datasets_identical(study.load(out), study.load(ref))
 
 
 # ---------------------------------------------------------------- manifest and indexes
@@ -216,10 +207,10 @@ def test_lost_manifest_is_rebuilt_from_the_chunks(stores, tmp_path, capsys, dama
             study.load(out)
     else:
         assert summary["missing"] == 0 and m["status"] == "complete"
-        _identical(study.load(out), study.load(ref))
+        datasets_identical(study.load(out), study.load(ref))
     run_study(None, out, resume=True)
     assert _computed(out) == (1 if damage == "delete+chunk" else 0)
-    _identical(study.load(out), study.load(ref))
+    datasets_identical(study.load(out), study.load(ref))
 
 
 def test_lost_index_is_rebuilt_with_the_manifest_kept(stores, tmp_path):
@@ -232,7 +223,7 @@ def test_lost_index_is_rebuilt_with_the_manifest_kept(stores, tmp_path):
         study.load(out)
     summary = repair(out)
     assert summary["manifest"] == "kept" and summary["chunks"] == 6
-    _identical(study.load(out), study.load(ref))
+    datasets_identical(study.load(out), study.load(ref))
     old = json.loads((ref / "points" / "0001" / "index.json").read_text())
     new = json.loads((out / "points" / "0001" / "index.json").read_text())
     assert {k: v for k, v in new.items() if k != "chunks"} == {
@@ -260,7 +251,7 @@ def test_repair_leaves_out_damaged_and_foreign_chunks(stores, tmp_path):
     assert summary["chunks"] == 4 and summary["missing"] == 2
     run_study(None, out, resume=True)
     assert _computed(out) == 2
-    _identical(study.load(out), study.load(ref))
+    datasets_identical(study.load(out), study.load(ref))
 
 
 def test_repair_without_metadata_says_so(tmp_path):
@@ -280,7 +271,7 @@ def test_old_format_loads_but_does_not_resume(stores, tmp_path):
     for key in ("study_sha256", "study_text"):
         del m[key]
     (out / "manifest.json").write_text(json.dumps(m))
-    _identical(study.load(out), study.load(ref))
+    datasets_identical(study.load(out), study.load(ref))
     with pytest.raises(StoreError, match="older dynsim.*cannot be resumed"):
         run_study(None, out, resume=True)
     with pytest.raises(StoreError, match="older dynsim.*cannot be repaired"):
@@ -425,7 +416,7 @@ def test_disk_full_then_resume_is_bitwise(stores, tmp_path, capsys, monkeypatch)
     monkeypatch.undo()  # space freed
     assert main(["run", "--resume", "--out", str(out), "--quiet"]) == 0
     assert _computed(out) == 4
-    _identical(study.load(out), study.load(ref))
+    datasets_identical(study.load(out), study.load(ref))
 
 
 def test_netcdf_error_on_a_full_disk_is_enospc(tmp_path, monkeypatch):
