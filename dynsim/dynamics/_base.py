@@ -64,18 +64,22 @@ def blockwise(fn, block_size, problem, params0, keys):
 
 
 def map_blocks(fn, block_size: int | None, *batched):
-    """`fn(*batched)` computed on consecutive blocks of exactly `block_size` seeds.
+    """`fn(*batched)` computed on consecutive blocks of `block_size` seeds.
 
-    The blocks run one after another inside one program (`lax.map`); the batch is padded
-    with copies of its last seed to a multiple of `block_size`, also when it is smaller
-    than one block, and the padding is dropped. Every block thus has the same shape
-    whatever the number of seeds, and a seed's result does not depend on how many
-    seeds run with it or in which chunk: XLA's kernels (and their rounding) depend on
-    the batch shape. `None`: one block of all seeds (at least 2: a batch of one would
-    lower to matrix-vector kernels whose rounding differs).
+    The blocks run one after another inside one program (`lax.map`); a batch larger than
+    one block is padded with copies of its last seed to a multiple of `block_size`, and
+    the padding is dropped. Every block of a batch of at least `block_size` seeds thus
+    has the same shape whatever the number of seeds, so a seed's result does not depend
+    on how many seeds run with it or in which chunk (XLA's kernels, and their rounding,
+    depend on the batch shape). A smaller batch runs as one block of its own size (at
+    least 2: a batch of one would lower to matrix-vector kernels whose rounding
+    differs), which keeps small runs cheap. `None`: one block of all seeds.
     """
     n = jax.tree.leaves(batched)[0].shape[0]
-    block = max(n, 2) if block_size is None else max(int(block_size), 2)
+    if block_size is None or n <= block_size:
+        block = max(n, 2)
+    else:
+        block = max(int(block_size), 2)
     n_blocks = -(-n // block)
     padded = pad_seeds(batched, n_blocks * block)
     split = lambda x: x.reshape((n_blocks, block) + x.shape[1:])

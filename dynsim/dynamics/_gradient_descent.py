@@ -53,10 +53,12 @@ class GradientDescent(AbstractDynamics):
       `lax.while_loop`, differentiable in forward mode only (`jax.jvp`, `jax.jacfwd`:
       cheaper for few inputs such as η alone). `diffrax.DirectAdjoint()`: both modes, at
       more memory and compute.
-    - `block_size`: seeds stepped together. The batch runs in blocks of exactly
-      `block_size` seeds one after another (`map_blocks`; a batch smaller than one block
-      is padded to it), so a seed's result does not depend on `chunk_size` or on how
-      many seeds run: XLA's kernels round differently for different batch shapes.
+    - `block_size`: seeds stepped together. A batch larger than `block_size` runs in
+      blocks of exactly that many seeds one after another (`map_blocks`, the last one
+      padded), so a seed's result does not depend on `chunk_size` or on how many seeds
+      run as long as each chunk has at least `block_size` seeds (XLA's kernels round
+      differently for different batch shapes); a smaller batch is one block of its own
+      size.
       `"auto"` (default): `dynsim.dynamics.batched.auto_slots` (by model size on CPU,
       `ACCELERATOR_BLOCK` seeds on GPU/TPU), as for `GradientFlow`.
       `None`: all seeds of a chunk at once (results then depend on the chunk's size at

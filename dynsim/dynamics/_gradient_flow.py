@@ -79,14 +79,16 @@ class GradientFlow(AbstractDynamics):
       128 (thresholds tuned by measurement: `benchmarks/HISTORY.md`), and 32 on the
       `vmap` path; on GPU/TPU `batched.ACCELERATOR_BLOCK` (4096) seeds on both paths
       (not yet measured on a device).
-      `None`: all seeds at once. A batch smaller than `block_size` is padded to it
-      (copies of its last seed), and the loop's initial and final quantities are
-      computed in blocks of that size too, so every array the loop computes on has the
-      same shape whatever `chunk_size` or `seeds` is: a seed's result is then bitwise
-      independent of both (XLA's kernels round differently for different batch shapes;
-      `tests/test_reproducibility.py`). Changing `block_size` (or `None`, which follows
-      the batch) can change results at rounding level, which chaotic or very long
-      trajectories (e.g. 10⁴ steps in float32) can amplify into different step counts.
+      `None`: all seeds at once. A batch larger than `block_size` runs in blocks of
+      exactly that shape (the loop's slots; its initial and final quantities are
+      computed in slot-sized blocks, the last one padded), so a seed's result is
+      bitwise independent of `chunk_size` and of how many seeds run as long as each
+      chunk has at least `block_size` seeds (XLA's kernels round differently for
+      different batch shapes; `tests/test_reproducibility.py`). A smaller batch runs
+      as one block of its own size (never of one seed: two copies then), which keeps
+      small runs cheap; its results can differ from a larger run's at rounding level,
+      which chaotic or very long trajectories (e.g. 10⁴ steps in float32) can amplify
+      into different step counts. So can a different `block_size`.
     """
 
     t1: RealScalarLike = 100.0

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 
 from ..._custom_types import BatchedParams, RealScalarLike
 from ..._problem import Problem, at_steady_state, is_diverged, is_nonfinite, tree_norm
-from .._base import map_blocks, pad_seeds
+from .._base import map_blocks
 from .._flow_helpers import SolverTime, final_nonfinite, final_status, initial_step, params_dtype
 from .._trajectories import Trajectories
 from ._saving import SaveGrid, freeze_after_stop
@@ -83,11 +83,6 @@ def solve(
 
     Returns the `Trajectories` of `GradientFlow.run`, with a leading seed axis.
     """
-    n_given = jax.tree.leaves(params0)[0].shape[0]
-    if slots is not None and n_given < slots:
-        # Fewer seeds than slots: padded with copies of the last seed, so that the slots
-        # (and XLA's kernels over them) are the same whatever the number of seeds.
-        params0 = pad_seeds(params0, int(slots))
     n_seeds = jax.tree.leaves(params0)[0].shape[0]
     pool = SlotPool(n_seeds, slots)
     if fused_error is None:
@@ -104,7 +99,7 @@ def solve(
         return at_steady_state(value, grad_norm, stop_loss, stop_grad_norm)
 
     # The initial state in blocks of the slot count: computed on batches of the shape
-    # the loop uses, whatever the number of seeds.
+    # the loop uses, whatever the number of seeds (at least one block of them).
     queue = map_blocks(
         lambda p: _queue(stepper, p, dt0, divergence, steady), pool.n_slots, params0
     )
@@ -174,8 +169,7 @@ def solve(
         kind="checkpointed",
         checkpoints=checkpoints,
     )
-    out = _finish(problem, time, ts, s1, divergence, last, pool.n_slots)
-    return jax.tree.map(lambda x: x[:n_given], out)
+    return _finish(problem, time, ts, s1, divergence, last, pool.n_slots)
 
 
 def _finish(problem, time, ts, s1, divergence, last, block: int) -> Trajectories:
