@@ -152,7 +152,9 @@ def test_chunk_invariance():
     key = jax.random.key(5)
     data = dynsim.data.regression(key, 6, 5)
     kw = dict(init=dynsim.init.Gaussian(0.5), key=jax.random.key(7), seeds=5)
-    gf = dynsim.GradientFlow(t1=20.0, stop_loss=1e-8, **TOL)
+    # Chunks of at least `block_size` seeds (here 2 slots) run on the same batch shapes:
+    # the guarantee of tests/test_reproducibility.py.
+    gf = dynsim.GradientFlow(t1=20.0, stop_loss=1e-8, block_size=2, **TOL)
     whole = dynsim.simulate(LinearNet(5, [4]), data, dynamics=gf, **kw)
     chunked = dynsim.simulate(LinearNet(5, [4]), data, dynamics=gf, chunk_size=2, **kw)
     np.testing.assert_array_equal(whole.status, chunked.status)
