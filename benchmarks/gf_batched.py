@@ -236,12 +236,8 @@ def scan_rhs(wl):
     return rhs
 
 
-def rk4_scan(wl, seeds, n_steps, t_end, p0=None):
-    """Hand-written `jit(vmap(lax.scan))` fixed-step RK4 from `p0` (default: `params0`),
-    in log-time τ = log(1 + t) (dθ/dτ = −e^τ ∇L, `t_end` then in τ) where the workload
-    integrates in log-time. Returns (wall s, compile s, final params)."""
-    rhs = scan_rhs(wl)
-    dt = t_end / n_steps
+def rk4_one(rhs, dt, n_steps):
+    """One seed's fixed-step RK4 `lax.scan` of dy/ds = rhs(s, y): n_steps steps of dt."""
 
     def one(p):
         def step(y, i):
@@ -256,6 +252,18 @@ def rk4_scan(wl, seeds, n_steps, t_end, p0=None):
             ), None
 
         return jax.lax.scan(step, p, jnp.arange(n_steps))[0]
+
+    return one
+
+
+def rk4_scan(wl, seeds, n_steps, t_end, p0=None):
+    """Hand-written `jit(vmap(lax.scan))` fixed-step RK4 from `p0` (default: `params0`),
+    in log-time τ = log(1 + t) (dθ/dτ = −e^τ ∇L, `t_end` then in τ) where the workload
+    integrates in log-time. Returns (wall s, compile s, final params)."""
+    rhs = scan_rhs(wl)
+    dt = t_end / n_steps
+
+    one = rk4_one(rhs, dt, n_steps)
 
     return time_batched(one, params0(wl, seeds) if p0 is None else p0)
 

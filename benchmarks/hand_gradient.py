@@ -187,21 +187,7 @@ def autodiff_rk4(wl, n_steps, t_end, pullback=False):
         rhs = gb.scan_rhs(wl)
     dt = t_end / n_steps
 
-    def one(p):
-        def step(y, i):
-            s = i * dt
-            ax = lambda a, b, c: jax.tree.map(lambda u, v: u + c * v, a, b)
-            k1 = rhs(s, y)
-            k2 = rhs(s + dt / 2, ax(y, k1, dt / 2))
-            k3 = rhs(s + dt / 2, ax(y, k2, dt / 2))
-            k4 = rhs(s + dt, ax(y, k3, dt))
-            return jax.tree.map(
-                lambda y, a, b, c, d: y + dt / 6 * (a + 2 * b + 2 * c + d), y, k1, k2, k3, k4
-            ), None
-
-        return jax.lax.scan(step, p, jnp.arange(n_steps))[0]
-
-    return jax.vmap(one)
+    return jax.vmap(gb.rk4_one(rhs, dt, n_steps))
 
 
 SCANS = {
