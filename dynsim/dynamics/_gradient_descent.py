@@ -12,7 +12,7 @@ import numpy as np
 import optax
 
 from .._checks import check_block_size, check_count, check_positive, check_ts
-from .._custom_types import BatchedKey, BatchedParams, Key, Params, RealScalarLike
+from .._custom_types import Array, BatchedKey, BatchedParams, Key, Params, RealScalarLike
 from .._problem import Problem, at_steady_state, is_diverged, tree_norm
 from .._status import Status
 from ._base import AbstractDynamics, blockwise, log_grid
@@ -21,15 +21,27 @@ from .batched import auto_slots
 
 
 class GradientDescent(AbstractDynamics):
-    r"""θ_{k+1} = Π(θ_k + update_k), update from an optax optimizer; time t = kη.
+    r"""θ_{k+1} = Π(θ_k + update_k), update from an optax optimizer; time t_k = Σ_{j<k} η_j.
 
     With the default `optimizer=optax.sgd` this is plain gradient descent
-    θ_{k+1} = θ_k − η∇L(θ_k), the forward-Euler discretization of gradient flow, so
-    GD at step k is compared with GF at time t = kη.
+    θ_{k+1} = θ_k − η_k∇L(θ_k), the forward-Euler discretization of gradient flow with
+    step η_k, so GD after k steps is compared with GF at time t_k = Σ_{j<k} η_j
+    (t_k = kη for a constant η). `Trajectories.ts`, `t_final` and `save_times()` are on
+    that clock.
 
     **Arguments:**
 
-    - `learning_rate`: η > 0 (may be a JAX array: results are differentiable in η).
+    - `learning_rate`: η > 0 (may be a JAX array: results are differentiable in η), or
+      a schedule: a callable step k -> η_k (an optax schedule, e.g.
+      `optax.linear_schedule(...)`), handed to the optimizer as its learning rate (optax
+      optimizers evaluate it at their update count, which is the step index k: a stopped
+      seed takes no more updates). The schedule is evaluated on k = 0, …, K − 1 when the
+      dynamics is built: every η_k must be a finite positive scalar. The clock is
+      t_k = k·η₀ + Σ_{j<k} (η_j − η₀), the same sum written so that a constant schedule
+      gives t_k = kη₀ exactly, bitwise the clock (and the run) of the float η₀. The
+      clock evaluates the schedule on all K counts at once (`vmap`), the optimizer one
+      count at a time: in the schedule's own precision the two may round differently
+      (a float32 schedule, such as optax's from Python floats, by an ulp).
     - `steps`: number of steps K.
     - `optimizer`: a function `η -> optax.GradientTransformation` (default `optax.sgd`).
     - `save_steps`: step indices in [0, K] to save at (increasing); default `n_save`
@@ -80,7 +92,11 @@ class GradientDescent(AbstractDynamics):
 
     def __check_init__(self):
         check_block_size(self.block_size)
-        check_positive("learning_rate", self.learning_rate)
+        check_count("steps", self.steps)
+        if callable(self.learning_rate):
+            _check_schedule(self.learning_rate, self.steps)
+        else:
+            check_positive("learning_rate", self.learning_rate)
         if not isinstance(
             self.adjoint,
             (diffrax.RecursiveCheckpointAdjoint, diffrax.ForwardMode, diffrax.DirectAdjoint),
@@ -89,7 +105,6 @@ class GradientDescent(AbstractDynamics):
                 "adjoint: GradientDescent supports RecursiveCheckpointAdjoint, ForwardMode "
                 f"and DirectAdjoint; got {self.adjoint!r}"
             )
-        check_count("steps", self.steps)
         check_count("n_save", self.n_save)
         check_count("batch_size", self.batch_size, allow_none=True)
         if not callable(self.optimizer):
@@ -126,8 +141,28 @@ class GradientDescent(AbstractDynamics):
         grid = np.round(log_grid(self.steps, self.n_save, 1.0)).astype(np.int64)
         return np.unique(grid)
 
+    def step_sizes(self, dtype) -> Array:
+        """η_k for k = 0, …, K − 1 (K = `steps`) in `dtype`: the schedule's values, or
+        the constant η repeated."""
+        if callable(self.learning_rate):
+            return _schedule_values(self.learning_rate, self.steps).astype(dtype)
+        return jnp.full((self.steps,), self.learning_rate, dtype)
+
+    def step_times(self, steps: Array, dtype) -> Array:
+        """t_k = Σ_{j<k} η_j for the integer step indices `steps` (each in [0, K]), in
+        `dtype`: k·η for a constant η, k·η₀ + Σ_{j<k} (η_j − η₀) for a schedule (see
+        `learning_rate`)."""
+        k = jnp.asarray(steps)
+        if not callable(self.learning_rate):
+            return k.astype(dtype) * jnp.asarray(self.learning_rate, dtype)
+        etas = self.step_sizes(dtype)
+        offsets = jnp.concatenate([jnp.zeros((1,), dtype), jnp.cumsum(etas - etas[0])])
+        return k.astype(dtype) * etas[0] + offsets[k]
+
     def save_times(self):
-        return jnp.asarray(self.step_grid()) * self.learning_rate
+        if not callable(self.learning_rate):
+            return jnp.asarray(self.step_grid()) * self.learning_rate
+        return self.step_times(jnp.asarray(self.step_grid()), jnp.result_type(float))
 
     def run_batch(
         self, problem: Problem, params0: BatchedParams, keys: BatchedKey
@@ -138,8 +173,10 @@ class GradientDescent(AbstractDynamics):
 
     def run(self, problem: Problem, params0: Params, key: Key) -> Trajectories:
         dtype = jnp.result_type(*jax.tree.leaves(params0))
-        lr = jnp.asarray(self.learning_rate, dtype)
-        opt = self.optimizer(lr)
+        if callable(self.learning_rate):
+            opt = self.optimizer(self.learning_rate)
+        else:
+            opt = self.optimizer(jnp.asarray(self.learning_rate, dtype))
         n = problem.X.shape[0]
         b = self.batch_size
 
@@ -199,14 +236,49 @@ class GradientDescent(AbstractDynamics):
         return Trajectories(
             params=params,
             saved=saved,
-            ts=grid.astype(dtype) * lr,
+            ts=self.step_times(grid, dtype),
             status=status,
             num_steps=k,
-            t_final=k.astype(dtype) * lr,
+            t_final=self.step_times(k, dtype),
         )
 
 
 _RUNNING = -1
+
+
+def _schedule_values(schedule: Callable, steps: int) -> Array:
+    """The schedule at k = 0, …, steps − 1 (int32 counts, as optax's optimizers pass)."""
+    return jax.vmap(schedule)(jnp.arange(steps, dtype=jnp.int32))
+
+
+def _check_schedule(schedule: Callable, steps: int) -> None:
+    """A learning-rate schedule must give a finite positive scalar η_k at every step
+    k < `steps`; checked on its values when they are concrete (a schedule of traced
+    values passes through)."""
+    try:
+        etas = _schedule_values(schedule, steps)
+    except Exception as e:  # noqa: BLE001 - report any failure of the user's schedule
+        raise ValueError(
+            f"learning_rate: calling the schedule on the steps 0..{steps - 1} failed: "
+            f"{type(e).__name__}: {e}"
+        ) from e
+    if isinstance(etas, jax.core.Tracer):
+        return
+    arr = np.asarray(etas)
+    if arr.shape != (steps,) or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise ValueError(
+            f"learning_rate: the schedule must return a real scalar per step; got shape "
+            f"{arr.shape[1:]} and dtype {arr.dtype}"
+        )
+    bad = ~(np.isfinite(arr) & (arr > 0))
+    if np.any(bad):
+        k = int(np.argmax(bad))
+        raise ValueError(
+            f"learning_rate: the schedule gives η_k = {arr[k]} at step k = {k}; every "
+            f"step size for k < steps = {steps} must be finite and positive"
+        )
 
 
 def _loop_kind(adjoint, max_steps):
