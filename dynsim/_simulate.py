@@ -1,5 +1,6 @@
 """`simulate`: many seeds of one configuration, in chunks, under one compilation."""
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
@@ -12,6 +13,7 @@ import numpy as np
 
 from . import _memory
 from ._problem import Problem
+from ._progress import Progress
 from ._result import SimulationResult
 from ._validation import validate_simulation
 from .data import Dataset
@@ -39,6 +41,7 @@ def simulate(
     seed_start: int = 0,
     callback: Callable | None = None,
     devices: Any = None,
+    progress: Any = False,
 ) -> SimulationResult:
     r"""Train `seeds` independent initializations of `model` on `data` under `dynamics`.
 
@@ -77,6 +80,12 @@ def simulate(
       of devices: each chunk's seeds are split evenly across them with `jax.shard_map`
       (the chunk is padded to a multiple of the device count). Per-seed results do not
       depend on the devices used, up to rounding (same statuses and step counts).
+    - `progress`: `True` shows progress on stderr: "compiling" until the program is
+      compiled, then seeds done/total, rate and ETA, redrawn in place on a terminal,
+      else one plain line per chunk at most every 10 s (a log file). `False` (the
+      default): nothing. Any other object with methods `compiled()` and
+      `advance(n, (chunk, n_chunks))` is told the same events instead (the study
+      runner's progress is). Nothing is shown inside a JAX transformation.
 
     **Returns:** a `SimulationResult`.
 
@@ -95,6 +104,9 @@ def simulate(
     )
     init_data = Dataset(dataset.X, dataset.y)  # no `info`: keeps the static part hashable
     devices = _check_devices(devices)
+    if not (isinstance(progress, bool) or (callable(getattr(progress, "compiled", None))
+                                           and callable(getattr(progress, "advance", None)))):
+        raise ValueError(f"progress: expected True or False; got {progress!r}")
     n_dev = len(devices)
     chunk = seeds if chunk_size is None else min(int(chunk_size), seeds)
     chunk = -(-chunk // n_dev) * n_dev
@@ -107,31 +119,36 @@ def simulate(
 
     t_start = time.perf_counter()
     compile_time = float("nan")
-    if traced:
-        runner = lambda ids: _run_chunk(dynamic, static, ids, devices)
-    else:
-        if chunk_size is None and chunk > _memory.AUTO_CHUNK_PROBE:
-            probe = -(-_memory.AUTO_CHUNK_PROBE // n_dev) * n_dev
-            _, _, compiled = _compiled(dynamic, static, probe, devices)
-            budget = _memory.DEVICE_SHARE * _memory.available_bytes()
-            chunk = _memory.chunk_from_probe(
-                _memory.program_bytes(compiled)[0], probe, chunk, budget, n_dev
-            )
-        runner, compile_time, compiled = _compiled(dynamic, static, chunk, devices)
-        _memory.check_fits(compiled, chunk, seeds, chunk_given=chunk_size is not None)
-    n_chunks = -(-seeds // chunk)
-    outputs = []
-    for c in range(n_chunks):
-        lo = seed_start + c * chunk
-        hi = min(lo + chunk, seed_start + seeds)
-        ids = jnp.arange(lo, lo + chunk, dtype=jnp.int32)
-        out = runner(ids)
-        out = jax.tree.map(lambda x: x[: hi - lo], out)
-        if not traced:
-            out = jax.device_get(out)
-            if callback is not None:
-                callback(lo, hi, out)
-        outputs.append(out)
+    with _progress(progress, seeds, traced) as bar:
+        if traced:
+            runner = lambda ids: _run_chunk(dynamic, static, ids, devices)
+        else:
+            if chunk_size is None and chunk > _memory.AUTO_CHUNK_PROBE:
+                probe = -(-_memory.AUTO_CHUNK_PROBE // n_dev) * n_dev
+                _, _, compiled = _compiled(dynamic, static, probe, devices)
+                budget = _memory.DEVICE_SHARE * _memory.available_bytes()
+                chunk = _memory.chunk_from_probe(
+                    _memory.program_bytes(compiled)[0], probe, chunk, budget, n_dev
+                )
+            runner, compile_time, compiled = _compiled(dynamic, static, chunk, devices)
+            _memory.check_fits(compiled, chunk, seeds, chunk_given=chunk_size is not None)
+            if bar is not None:
+                bar.compiled()
+        n_chunks = -(-seeds // chunk)
+        outputs = []
+        for c in range(n_chunks):
+            lo = seed_start + c * chunk
+            hi = min(lo + chunk, seed_start + seeds)
+            ids = jnp.arange(lo, lo + chunk, dtype=jnp.int32)
+            out = runner(ids)
+            out = jax.tree.map(lambda x: x[: hi - lo], out)
+            if not traced:
+                out = jax.device_get(out)
+                if callback is not None:
+                    callback(lo, hi, out)
+                if bar is not None:
+                    bar.advance(hi - lo, (c + 1, n_chunks))
+            outputs.append(out)
     wall = time.perf_counter() - t_start if not traced else float("nan")
     cat = np.concatenate if not traced else jnp.concatenate
     out = jax.tree.map(lambda *xs: cat(xs, axis=0), *outputs) if n_chunks > 1 else outputs[0]
@@ -145,6 +162,23 @@ def simulate(
         wall_time=wall,
         compile_time=compile_time,
     )
+
+
+@contextlib.contextmanager
+def _progress(progress, seeds: int, traced: bool):
+    """The object told `simulate`'s progress (None: nobody); a bar of its own for
+    `progress=True`, closed however the call ends (an error, Ctrl-C)."""
+    if traced or progress is False:
+        yield None
+    elif progress is True:
+        bar = Progress(seeds, desc="simulate", force=True)
+        try:
+            bar.start_compute()
+            yield bar
+        finally:
+            bar.close()
+    else:
+        yield progress
 
 
 def _at_top_level() -> bool:

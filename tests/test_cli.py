@@ -79,7 +79,7 @@ def test_sigint_while_compiling_stops_cleanly_then_resume(tmp_path, delay):
     out = tmp_path / "out"
     proc = _cli("run", f, "--out", out)
     first = proc.stderr.readline()  # printed just before the point is traced and compiled
-    assert first.startswith("point 1/2 (init.std=0.01): computing 2 chunk(s)"), first
+    assert first.startswith("point 1/2 (init.std=0.01): compiling; 2 chunk(s) to compute"), first
     time.sleep(delay)
     at_signal = sorted(out.rglob("chunk_*.nc"))
     proc.send_signal(signal.SIGINT)

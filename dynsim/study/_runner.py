@@ -347,6 +347,7 @@ def _run(study, store, *, resume, quiet, progress, log, guard) -> dict:
                     seeds=len(group) * chunk, seed_start=start, chunk_size=chunk,
                     key=built.key, loss=built.loss, save_conserved=run["save_conserved"],
                     save_params=run["save_params"], callback=callback,
+                    progress=_Compiled(progress),
                 ))
             progress.end_point()
         status = "complete"
@@ -377,6 +378,20 @@ def _run(study, store, *, resume, quiet, progress, log, guard) -> dict:
             with contextlib.suppress(OSError):
                 store.write_manifest(m)
     return m
+
+
+class _Compiled:
+    """What `simulate` tells the run's progress: only that the point is compiled; the
+    callback counts the seeds once they are stored (padding seeds left out)."""
+
+    def __init__(self, progress):
+        self.progress = progress
+
+    def compiled(self) -> None:
+        self.progress.compiled()
+
+    def advance(self, n: int, chunk: tuple[int, int]) -> None:
+        pass
 
 
 def _contiguous(chunks: list[int], limit: int) -> list[list[int]]:
