@@ -1,5 +1,8 @@
 """The training objective of one seed and the summaries saved along its trajectory."""
 
+import dataclasses
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
@@ -7,8 +10,66 @@ import jax
 import jax.numpy as jnp
 
 from ._custom_types import Array, Int, Params, Scalar
-from .losses import AbstractLoss, AbstractObjective
+from .losses import AbstractLoss, AbstractObjective, Regularized
 from .losses._objective import evaluate, evaluate_and_grad
+
+
+def metric_arity(fn: Callable) -> int:
+    """How a metric is called: 2 for `fn(params, problem)`, 1 for `fn(params)`.
+
+    The rule reads the signature once: a metric with two required positional
+    parameters (no default) is `fn(params, problem)`, one with one is `fn(params)`;
+    one whose signature cannot be read, or that takes only `*args` or only optional
+    parameters, is `fn(params)` (metrics were one-argument before). More than two
+    required positional parameters, or required keyword-only ones, are a `ValueError`
+    naming `metrics`.
+    """
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return 1
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    params = sig.parameters.values()
+    required = [p for p in params if p.kind in kinds and p.default is p.empty]
+    kw_required = [p for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    if len(required) > 2 or kw_required:
+        raise ValueError(
+            f"metrics: a metric is fn(params) or fn(params, problem); {fn!r} has the "
+            f"signature {sig}"
+        )
+    return 2 if len(required) == 2 else 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamsOnly:
+    """A one-argument metric `fn(params)` as a `(params, problem)` one (equal, and hashed
+    alike, for equal `fn`: the compiled program of a configuration is reused)."""
+
+    fn: Callable
+
+    def __call__(self, params, problem):
+        return self.fn(params)
+
+
+def as_problem_metric(fn: Callable) -> Callable:
+    """`fn` as a metric called `fn(params, problem)` (`metric_arity` decides)."""
+    if isinstance(fn, ParamsOnly) or metric_arity(fn) == 2:
+        return fn
+    return ParamsOnly(fn)
+
+
+def _problem_metrics(items) -> tuple:
+    return tuple((name, as_problem_metric(fn)) for name, fn in items)
+
+
+def label_noise_base(loss: Any) -> AbstractLoss | None:
+    """The per-sample loss whose targets label noise perturbs: `loss` itself, or the
+    base of a `Regularized` one; `None` if there is none (a whole objective) or it is a
+    classification loss (labels ±1 are not perturbed)."""
+    base = loss.base if isinstance(loss, Regularized) else loss
+    if isinstance(base, AbstractLoss) and not base.classification:
+        return base
+    return None
 
 
 class Problem(eqx.Module):
@@ -17,13 +78,18 @@ class Problem(eqx.Module):
     L(θ) = loss(model.apply(θ, X), y) for a per-sample loss (`AbstractLoss`), or
     L(θ) = loss(model, θ, Dataset(X, y)) for a whole objective (`AbstractObjective`);
     the dynamics integrate θ̇ = −∇L(θ) (or step it).
+
+    `metrics`: `((name, fn), ...)`; each `fn` is `fn(params)` or `fn(params, problem)`
+    (`metric_arity`) and is stored as the two-argument form (`as_problem_metric`), so
+    `summary` calls `fn(params, self)`: a metric sees the model, the data, the loss,
+    `value` and `grad` (the built-in `dynsim.metrics`).
     """
 
     model: Any
     loss: AbstractLoss | AbstractObjective
     X: Array
     y: Array
-    metrics: tuple = eqx.field(static=True, default=())
+    metrics: tuple = eqx.field(static=True, default=(), converter=_problem_metrics)
     save_params: bool = eqx.field(static=True, default=False)
     save_conserved: bool = eqx.field(static=True, default=False)
 
@@ -41,9 +107,16 @@ class Problem(eqx.Module):
         return evaluate(self.loss, self.model, params, X, y, self.X.shape[0])
 
     def value_and_grad(
-        self, params: Params, batch: Int[Array, " b"] | None = None
+        self,
+        params: Params,
+        batch: Int[Array, " b"] | None = None,
+        targets: Array | None = None,
     ) -> tuple[Scalar, Params]:
         """(L(θ), ∇L(θ)), or with `batch` the minibatch estimate and its gradient.
+
+        `targets`: the targets to use in place of y (of the batch, if given: shape
+        (b, *out_shape)), e.g. y + δξ for label-noise GD; the loss and its gradient are
+        the same functions of them (for `Regularized`, its base's targets).
 
         For a per-sample loss, by the chain rule through the predictions f = f(θ; X):
         ∇L(θ) = (∂f/∂θ)ᵀ ∂ℓ/∂f, where ∂ℓ/∂f (n, *out_shape) is reverse mode of the loss
@@ -54,14 +127,22 @@ class Problem(eqx.Module):
         pullback of a per-sample base).
         """
         X, y = self._split(batch)
+        if targets is not None:
+            y = targets
         return evaluate_and_grad(self.loss, self.model, params, X, y, self.X.shape[0])
 
+    def grad(self, params: Params) -> Params:
+        """∇L(θ), the gradient of `value_and_grad` (the model's pullback for a per-sample
+        loss)."""
+        return self.value_and_grad(params)[1]
+
     def summary(self, params: Params) -> dict[str, Any]:
-        """What is saved at each save time: loss, ‖∇L‖₂, metrics (and params if asked)."""
+        """What is saved at each save time: loss, ‖∇L‖₂, metrics `fn(params, self)` (and
+        params if asked)."""
         value, grads = self.value_and_grad(params)
         out = {"loss": value, "grad_norm": tree_norm(grads)}
         if self.metrics:
-            out["metrics"] = {name: fn(params) for name, fn in self.metrics}
+            out["metrics"] = {name: fn(params, self) for name, fn in self.metrics}
         if self.save_conserved:
             out["conserved"] = self.model.conserved(params)
         if self.save_params:

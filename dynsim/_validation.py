@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._problem import label_noise_base
 from .data import Dataset, as_dataset
 from .dynamics import AbstractDynamics, GradientDescent
 from .init import get_init
@@ -88,6 +89,8 @@ def validate_simulation(
             f"dynamics: expected GradientFlow or GradientDescent; got {type(dynamics).__name__}"
         )
     _check_minibatch(loss_fn, dynamics, dataset.n)
+    dynamics.check_problem(loss_fn, dataset)
+    _check_label_noise(loss_fn, dynamics)
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
         raise ValueError(f"seeds: must be a positive integer; got {seeds!r}")
     if chunk_size is not None and (
@@ -191,6 +194,21 @@ def _check_minibatch(loss_fn, dynamics, n) -> None:
                 f"sum over samples; loss {type(loss_fn).__name__} is not (reduction=None). "
                 "Use full-batch dynamics, or declare the objective's reduction "
                 "(Objective(fn, reduction='sum' or 'mean')) if it is such a sum"
+            )
+
+
+def _check_label_noise(loss_fn, dynamics) -> None:
+    """Label noise perturbs the targets of a per-sample regression loss (or of the base
+    of a `Regularized` one): an objective has no such targets, labels ±1 are not
+    perturbed."""
+    delta = getattr(dynamics, "label_noise", None)
+    if isinstance(dynamics, GradientDescent) and delta is not None:
+        if label_noise_base(loss_fn) is None:
+            raise ValueError(
+                f"label_noise: label-noise GD (label_noise={delta}) perturbs the targets of "
+                "a per-sample regression loss (an AbstractLoss, or Regularized of one); "
+                f"loss {type(loss_fn).__name__} is "
+                + ("a classification loss" if loss_fn.classification else "a whole objective")
             )
 
 

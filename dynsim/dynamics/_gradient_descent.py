@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .._checks import check_block_size, check_count, check_positive, check_ts
+from .._checks import check_block_size, check_count, check_finite, check_positive, check_ts
 from .._custom_types import Array, BatchedKey, BatchedParams, Key, Params, RealScalarLike
 from .._problem import Problem, at_steady_state, is_diverged, tree_norm
 from .._status import Status
@@ -53,6 +53,21 @@ class GradientDescent(AbstractDynamics):
       (from the seed's key) and the gradient of the loss's unbiased minibatch estimate
       (`AbstractLoss.estimate`: (n/b)·Σ_B ℓ_i for `"sum"`, (1/b)·Σ_B ℓ_i for `"mean"`),
       so E[step] is the full-batch GD step; `None` is full-batch GD.
+    - `label_noise`: δ ≥ 0, label-noise GD: step k uses the gradient of the loss at the
+      perturbed targets y + δξ_k, ξ_k ~ N(0, I) of the targets' shape (the minibatch's,
+      with `batch_size`), fresh at every step. For the summed squared loss the step is
+      the GD step plus ηδJᵀξ_k (J the n×d Jacobian of the predictions), covariance
+      η²δ²JᵀJ. Only for a per-sample regression loss (`AbstractLoss`) or a
+      `losses.Regularized` of one (the base's targets are perturbed); other losses are a
+      `ValueError` naming `label_noise` before compiling. The noise of step k comes from
+      `fold_in(fold_in(key, LABEL_NOISE_STREAM), k)`, a stream apart from the minibatch
+      draws (`fold_in(key, k)`, k < 2³¹ never equals `LABEL_NOISE_STREAM` = 2³² − 1),
+      so the same key gives the same noise and adding label noise leaves the minibatches
+      as they were. `None` (default), or δ = 0 given as a number: no noise is drawn
+      (bitwise plain GD); a traced δ (under `jit`) always draws, and at δ = 0 is GD up
+      to rounding (per-seed targets change XLA's kernels). The saved losses and gradient norms are
+      the noise-free full-batch ones; `stop_loss` and `stop_grad_norm` read the step's
+      (noisy) values, as for SGD.
     - `stop_loss`, `stop_grad_norm`: stop (status `CONVERGED`) when the loss or gradient
       norm of the step (the minibatch's, for SGD) falls below.
     - `divergence`: stop (status `DIVERGED`) when the loss is non-finite or max|θ_i|
@@ -84,6 +99,7 @@ class GradientDescent(AbstractDynamics):
     n_save: int = eqx.field(static=True, default=65)
     projection: Callable | None = eqx.field(static=True, default=None)
     batch_size: int | None = eqx.field(static=True, default=None)
+    label_noise: RealScalarLike | None = None
     stop_loss: RealScalarLike | None = None
     stop_grad_norm: RealScalarLike | None = None
     divergence: RealScalarLike = 1e8
@@ -107,6 +123,12 @@ class GradientDescent(AbstractDynamics):
             )
         check_count("n_save", self.n_save)
         check_count("batch_size", self.batch_size, allow_none=True)
+        if self.label_noise is not None:
+            if isinstance(self.label_noise, (bool, str)) or np.ndim(self.label_noise) != 0:
+                raise ValueError(
+                    f"label_noise: must be a non-negative number or None; got {self.label_noise!r}"
+                )
+            check_finite("label_noise", self.label_noise, nonnegative=True)
         if not callable(self.optimizer):
             raise ValueError(f"optimizer: expected a function lr -> optax transform; got {self.optimizer!r}")
         if self.projection is not None and not callable(self.projection):
@@ -180,11 +202,19 @@ class GradientDescent(AbstractDynamics):
         n = problem.X.shape[0]
         b = self.batch_size
 
+        noise_key = jax.random.fold_in(key, LABEL_NOISE_STREAM)
+        noiseless = self.label_noise is None or _is_zero(self.label_noise)
+
         def value_and_grad(params, k):
-            if b is None or b >= n:
-                return problem.value_and_grad(params)
-            idx = jax.random.choice(jax.random.fold_in(key, k), n, (b,), replace=False)
-            return problem.value_and_grad(params, idx)
+            idx = None
+            if b is not None and b < n:
+                idx = jax.random.choice(jax.random.fold_in(key, k), n, (b,), replace=False)
+            if noiseless:
+                return problem.value_and_grad(params, idx)
+            y = problem.y if idx is None else problem.y[idx]
+            xi = jax.random.normal(jax.random.fold_in(noise_key, k), y.shape, y.dtype)
+            targets = y + jnp.asarray(self.label_noise, y.dtype) * xi
+            return problem.value_and_grad(params, idx, targets)
 
         def body(carry):
             params, opt_state, k, status, target = carry
@@ -244,6 +274,14 @@ class GradientDescent(AbstractDynamics):
 
 
 _RUNNING = -1
+
+LABEL_NOISE_STREAM = 2**32 - 1
+"""`fold_in` tag of the label-noise keys: above every step index (the minibatch keys)."""
+
+
+def _is_zero(value) -> bool:
+    """A concrete (not traced) value equal to 0."""
+    return not isinstance(value, jax.core.Tracer) and bool(np.all(np.asarray(value) == 0))
 
 
 def _schedule_values(schedule: Callable, steps: int) -> Array:
