@@ -1,6 +1,8 @@
-"""The `dynsim` command line: run / resume / repair studies, report, presets, demo, info."""
+"""The `dynsim` command line: run / resume / repair studies, report, presets, schema, demo,
+info."""
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -140,9 +142,25 @@ def cmd_report(args) -> int:
 
 
 def cmd_presets(args) -> int:
+    if args.show is not None:
+        path = PRESET_DIR / f"{args.show}.toml"
+        if not path.is_file():
+            names = ", ".join(sorted(x.stem for x in PRESET_DIR.glob("*.toml")))
+            raise StudyError("--show", f"no preset {args.show!r} (presets: {names})")
+        # the file as is: it validates and runs (`dynsim run FILE`), and is a template
+        sys.stdout.write(path.read_text(encoding="utf-8"))
+        return 0
     for f in sorted(PRESET_DIR.glob("*.toml")):
         cfg = tomllib.loads(f.read_text())
         print(f"{f.stem:28s} {cfg.get('description', '')}")
+    print("\n`dynsim presets --show NAME` prints one (a study file to copy and edit)")
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from .study._docs import json_schema
+
+    print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
     return 0
 
 
@@ -259,8 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument("dir")
     fix.set_defaults(fn=cmd_repair)
 
-    pr = sub.add_parser("presets", help="list the built-in studies")
+    pr = sub.add_parser("presets", help="list the built-in studies, or print one")
+    pr.add_argument("--show", metavar="NAME", default=None,
+                    help="print preset NAME's study file (TOML; runs as is)")
     pr.set_defaults(fn=cmd_presets)
+
+    sc = sub.add_parser("schema", help="print the JSON schema of study files "
+                                       "(docs/studies.md documents the format)")
+    sc.set_defaults(fn=cmd_schema)
 
     d = sub.add_parser("demo", help="a ~1,000-seed showcase study with a summary table")
     d.add_argument("--seeds", type=int, default=None, help="seeds per point (default 250)")
@@ -285,6 +309,9 @@ def main(argv=None) -> int:
     except (StudyError, StoreError) as e:
         print(f"dynsim: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `dynsim schema | head`: the reader left early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 141
     except OSError as e:  # e.g. `report` into a read-only directory
         print(f"dynsim: error: {e.filename or ''}{': ' if e.filename else ''}"
               f"{e.strerror or e}", file=sys.stderr)

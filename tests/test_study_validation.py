@@ -285,3 +285,13 @@ def test_resume_of_a_store_with_an_invalid_study(tmp_path, capsys):
     assert main(["run", "--resume", "--out", str(out), "--quiet"]) == 2
     msg = _one_line_error(capsys.readouterr().err, "dynamics.rtol")
     assert "cannot resume, the study it holds is invalid" in msg and "new --out" in msg
+
+
+def test_label_noise_from_a_study_and_a_classification_loss_named(capsys):
+    """`dynamics.label_noise` of gradient descent is a study field; the dynamics' own
+    refusal (a classification loss) names it and where it was given."""
+    assert main(["validate", "teacher_student", "--set", "dynamics.label_noise=0.05"]) == 0
+    capsys.readouterr()
+    assert main(["validate", "exponential_margin", "--set", "dynamics.label_noise=0.1"]) == 2
+    msg = _one_line_error(capsys.readouterr().err, "dynamics.label_noise")
+    assert msg.startswith("dynsim: error: --set dynamics.label_noise: ") and "classification" in msg

@@ -191,8 +191,13 @@ def build_point(st: Study, cfg: dict, *, dry_run: bool = False) -> Point:
         validate_simulation(model, dataset, init=init, dynamics=dynamics, loss=loss)
     except ValueError as e:
         head = str(e).partition(":")[0]
-        section = head if head in ("init", "data", "loss", "model", "dynamics") else "init"
-        raise _err(st, section, str(e).partition(":")[2].strip() or str(e)) from None
+        if head in ("init", "data", "loss", "model", "dynamics"):
+            field = head
+        elif head in cfg.get("dynamics", {}):  # a field of the dynamics, e.g. label_noise
+            field = f"dynamics.{head}"
+        else:
+            field = "init"
+        raise _err(st, field, str(e).partition(":")[2].strip() or str(e)) from None
     return Point(model, dataset, init, loss, dynamics, jax.random.key(opts["key"]), opts,
                  analyses, cfg)
 
@@ -238,7 +243,7 @@ def build_dynamics(st: Study, cfg: dict, dtype):
             is_optimizer = False
         if not is_optimizer:
             raise _err(st, "dynamics.optimizer",
-                       f"unknown optax optimizer {name!r} (e.g. sgd, momentum, adam)")
+                       f"unknown optax optimizer {name!r} (e.g. sgd, adam, rmsprop)")
         kw["optimizer"] = opt
     if "save_steps" in kw:
         kw["save_steps"] = tuple(kw["save_steps"])

@@ -278,13 +278,17 @@ def _validate_sweep(st: Study) -> None:
                                 f"e.g. --set 'sweep.{key}=[...]'")
 
 
+# The defaults of `[run]` (docs/studies.md is generated from them); `chunk_size`
+# defaults to min(seeds, DEFAULT_MAX_CHUNK).
+DEFAULT_MAX_CHUNK = 256
+RUN_DEFAULTS = {"seeds": 100, "chunk_size": None, "key": 0, "precision": "float64",
+                "save_conserved": False, "save_params": False}
+
+
 def run_options(cfg: dict) -> dict:
+    """Every `[run]` option of `cfg`, defaults filled in."""
     run = cfg.get("run", {})
-    return {
-        "seeds": run.get("seeds", 100),
-        "chunk_size": run.get("chunk_size", min(run.get("seeds", 100), 256)),
-        "key": run.get("key", 0),
-        "precision": run.get("precision", "float64"),
-        "save_conserved": run.get("save_conserved", False),
-        "save_params": run.get("save_params", False),
-    }
+    out = {k: run.get(k, v) for k, v in RUN_DEFAULTS.items()}
+    if out["chunk_size"] is None:
+        out["chunk_size"] = min(out["seeds"], DEFAULT_MAX_CHUNK)
+    return out

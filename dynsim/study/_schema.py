@@ -154,9 +154,11 @@ class Either(Field):
 
 @dataclasses.dataclass(frozen=True)
 class Table(Field):
-    """A TOML table (checked by whoever builds from it, e.g. `data.teacher`)."""
+    """A TOML table (checked by whoever builds from it, e.g. `data.teacher`); `section`:
+    the study section whose fields it takes (`"model"` for a teacher)."""
 
     what: str = "a table"
+    section: str | None = None
 
     def describe(self) -> str:
         return self.what
@@ -218,7 +220,8 @@ DATA = {
     "sparse_regression": {"seed": SEED, "n": POS_INT, "d": POS_INT, "k": POS_INT,
                           "n_test": NONNEG_INT, "noise": NONNEG},
     "teacher_student": {"seed": SEED, "n": POS_INT,
-                        "teacher": Table("a table {kind = ..., ...} describing a model"),
+                        "teacher": Table("a table {kind = ..., ...} describing a model",
+                                         section="model"),
                         "teacher_params": NotInStudies(
                             "not configurable from a study file (drawn with teacher_std)"),
                         "n_test": NONNEG_INT, "noise": NONNEG, "teacher_std": POS},
@@ -255,8 +258,9 @@ DYNAMICS = {
     "gradient_descent": {
         "learning_rate": POS, "steps": POS_INT, "optimizer": STR,
         "save_steps": ListOf(NONNEG_INT), "n_save": POS_INT, "projection": _NOT_IN_STUDIES,
-        "batch_size": POS_INT, "stop_loss": POS, "stop_grad_norm": POS, "divergence": POS,
-        "adjoint": _NOT_IN_STUDIES, "block_size": _BLOCK_SIZE,
+        "batch_size": POS_INT, "label_noise": NONNEG, "stop_loss": POS,
+        "stop_grad_norm": POS, "divergence": POS, "adjoint": _NOT_IN_STUDIES,
+        "block_size": _BLOCK_SIZE,
     },
 }
 
