@@ -226,3 +226,22 @@ def test_simulate_progress_on_a_terminal_is_closed_after_ctrl_c(data, monkeypatc
 def test_simulate_progress_must_be_a_boolean(data, without_runtime_typecheck):
     with pytest.raises(ValueError, match="progress: expected True or False; got 'yes'"):
         _simulate(data, progress="yes")
+
+
+# ---------------------------------------------------------------- dynsim run
+
+
+def test_dynsim_run_writes_lines_to_a_log_and_nothing_when_quiet(tmp_path, capsys):
+    from _study_helpers import write_study
+
+    from dynsim._cli import main
+
+    f = write_study(tmp_path / "s.toml", seeds=4, chunk=2, steps=50)
+    assert main(["run", str(f), "--out", str(tmp_path / "quiet"), "--quiet"]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert main(["run", str(f), "--out", str(tmp_path / "log")]) == 0
+    lines = capsys.readouterr().err.splitlines()  # stderr is not a terminal here
+    assert lines[0] == "point 1/2 (init.std=0.01): compiling; 2 chunk(s) to compute"
+    assert any(line.startswith("point 1/2 chunk 1/2: 2/4 seeds [") for line in lines), lines
+    assert lines[-1].startswith("point 2/2 done (init.std=0.1): 4/4 seeds [")
+    assert "all points: 8/8 seeds" in lines[-1]
