@@ -7,12 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._problem import label_noise_base
+from ._problem import Problem, as_problem_metric, label_noise_base
 from .data import Dataset, as_dataset
 from .dynamics import AbstractDynamics, GradientDescent
 from .init import get_init
 from .losses import AbstractLoss, AbstractObjective, get_loss
 from .losses._objective import evaluate, evaluate_and_grad, supports_minibatch
+from .metrics import AbstractMetric
 from .models._base import AbstractModel
 
 
@@ -23,7 +24,7 @@ class SimulationInputs(NamedTuple):
     dataset: Dataset
     loss: AbstractLoss | AbstractObjective
     init: Callable
-    metrics: tuple  # ((name, fn), ...) sorted by name
+    metrics: tuple  # ((name, fn(params, problem)), ...) sorted by name
 
 
 def validate_simulation(
@@ -46,7 +47,9 @@ def validate_simulation(
     them to reject a study file before any point runs): types and ranges of every
     argument, finite data of shapes the model accepts, labels ±1 for classification
     losses, and an abstract trace (`jax.eval_shape`, nothing compiles) of the init,
-    the loss and each metric on one seed's parameters. An `AbstractObjective` loss must
+    the loss and each metric on one seed's parameters (a metric is `fn(params)` or
+    `fn(params, problem)`, `dynsim._problem.metric_arity`; the returned metrics are all
+    in the two-argument form). An `AbstractObjective` loss must
     accept the model (`check_model`) and give a real scalar and a gradient of the
     parameters' shapes; minibatch SGD (`GradientDescent(batch_size=b)`, b < n) needs a
     loss that is a sum over samples. With `save_conserved`, the model's `conserved` is
@@ -109,8 +112,12 @@ def validate_simulation(
     metric_items = ()
     if metrics is not None:
         if not isinstance(metrics, Mapping) or not all(callable(f) for f in metrics.values()):
-            raise ValueError("metrics: expected a mapping {name: fn(params) -> array}")
-        metric_items = tuple(sorted(metrics.items()))
+            raise ValueError(
+                "metrics: expected a mapping {name: fn(params) or fn(params, problem) -> array}"
+            )
+        metric_items = tuple(
+            (name, as_problem_metric(fn)) for name, fn in sorted(metrics.items(), key=lambda i: i[0])
+        )
     init_fn = get_init(init)
     dtype = jnp.result_type(dataset.X)
     expected = model.param_shapes(dtype)
@@ -131,11 +138,12 @@ def validate_simulation(
     if bad_dtype:
         raise ValueError(f"init: parameters must have the data's dtype {dtype}; got {bad_dtype[0]}")
     dynamics.check_params(got)
-    for name, fn in metric_items:
-        _check_metric(name, fn, got)
     if save_conserved:
         _check_conserved(model, got)
     _check_loss(loss_fn, model, dataset, got)
+    problem = Problem(model, loss_fn, dataset.X, dataset.y)
+    for name, fn in metric_items:
+        _check_metric(name, fn, got, problem)
     return SimulationInputs(model, dataset, loss_fn, init_fn, metric_items)
 
 
@@ -226,10 +234,15 @@ def _check_conserved(model, params_like) -> None:
         ) from e
 
 
-def _check_metric(name, fn, params_like) -> None:
-    """A metric must map one seed's parameters to arrays (a PyTree of them)."""
+def _check_metric(name, fn, params_like, problem) -> None:
+    """A metric (already in its two-argument form, `as_problem_metric`) must map one
+    seed's parameters and the problem to arrays (a PyTree of them). A built-in metric
+    first checks its own arguments against the parameters (`AbstractMetric.check_params`,
+    a `ValueError` naming its argument, e.g. `reference`)."""
+    if isinstance(fn, AbstractMetric):
+        fn.check_params(params_like)
     try:
-        out = jax.eval_shape(fn, params_like)
+        out = jax.eval_shape(lambda p: fn(p, problem), params_like)
     except Exception as e:  # noqa: BLE001 - report any failure of the user's metric
         raise ValueError(
             f"metrics: metric {name!r} failed on one seed's parameters "
