@@ -34,6 +34,11 @@ class AbstractDynamics(eqx.Module):
         (`jax.ShapeDtypeStruct`s), before anything compiles; `ValueError` naming the
         field. The default has nothing to check."""
 
+    def check_problem(self, loss: Any, data: Any) -> None:
+        """Check the dynamics against the loss and the training data (a
+        `dynsim.data.Dataset`) before anything compiles; `ValueError` naming the
+        argument. The default has nothing to check."""
+
     def run_batch(
         self, problem: Problem, params0: BatchedParams, keys: BatchedKey
     ) -> Trajectories:
