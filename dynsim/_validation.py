@@ -141,9 +141,10 @@ def validate_simulation(
     if save_conserved:
         _check_conserved(model, got)
     _check_loss(loss_fn, model, dataset, got)
-    problem = Problem(model, loss_fn, dataset.X, dataset.y)
-    for name, fn in metric_items:
-        _check_metric(name, fn, got, problem)
+    if metric_items:
+        problem = Problem(model, loss_fn, dataset.X, dataset.y)
+        for name, fn in metric_items:
+            _check_metric(name, fn, got, problem)
     return SimulationInputs(model, dataset, loss_fn, init_fn, metric_items)
 
 

@@ -65,9 +65,9 @@ class GradientDescent(AbstractDynamics):
       so the same key gives the same noise and adding label noise leaves the minibatches
       as they were. `None` (default), or δ = 0 given as a number: no noise is drawn
       (bitwise plain GD); a traced δ (under `jit`) always draws, and at δ = 0 is GD up
-      to rounding (per-seed targets change XLA's kernels). The saved losses and gradient norms are
-      the noise-free full-batch ones; `stop_loss` and `stop_grad_norm` read the step's
-      (noisy) values, as for SGD.
+      to rounding (per-seed targets change XLA's kernels). The saved losses and
+      gradient norms are the noise-free full-batch ones; `stop_loss` and
+      `stop_grad_norm` read the step's (noisy) values, as for SGD.
     - `stop_loss`, `stop_grad_norm`: stop (status `CONVERGED`) when the loss or gradient
       norm of the step (the minibatch's, for SGD) falls below.
     - `divergence`: stop (status `DIVERGED`) when the loss is non-finite or max|θ_i|
@@ -202,8 +202,8 @@ class GradientDescent(AbstractDynamics):
         n = problem.X.shape[0]
         b = self.batch_size
 
-        noise_key = jax.random.fold_in(key, LABEL_NOISE_STREAM)
         noiseless = self.label_noise is None or _is_zero(self.label_noise)
+        noise_key = None if noiseless else jax.random.fold_in(key, LABEL_NOISE_STREAM)
 
         def value_and_grad(params, k):
             idx = None
