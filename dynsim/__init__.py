@@ -24,6 +24,7 @@ from ._validation import validate_simulation as validate_simulation
 from .dynamics import AbstractDynamics as AbstractDynamics
 from .dynamics import GradientDescent as GradientDescent
 from .dynamics import GradientFlow as GradientFlow
+from .dynamics import StochasticGradientFlow as StochasticGradientFlow
 from .dynamics import Trajectories as Trajectories
 from .study import load as load
 

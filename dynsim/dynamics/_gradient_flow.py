@@ -10,16 +10,10 @@ import jax.numpy as jnp
 
 from .._checks import check_block_size, check_count, check_positive, check_ts
 from .._custom_types import BatchedKey, BatchedParams, Key, Params, RealScalarLike
-from .._problem import Problem, at_steady_state, is_diverged, is_nonfinite, tree_norm
+from .._problem import Problem
 from ._base import AbstractDynamics, blockwise, log_grid
-from ._flow_helpers import (
-    SolverTime,
-    final_nonfinite,
-    final_status,
-    initial_step,
-    params_dtype,
-    step_controller,
-)
+from ._flow_helpers import SolverTime, initial_step, params_dtype, step_controller
+from ._flow_solve import solve_seed
 from ._fused_tsit5 import FusedTsit5
 from ._trajectories import Trajectories
 from .batched import auto_slots, auto_vmap_block, solve
@@ -158,79 +152,25 @@ class GradientFlow(AbstractDynamics):
         del key
         ts = self.save_times().astype(params_dtype(params0))
         time = SolverTime(self.log_time)
-        to_s = time.to_s
 
         def vector_field(s, params, args):
             g = problem.value_and_grad(params)[1]
             rate = time.rate(s)
             return jax.tree.map(lambda x: -rate * x, g)
 
-        def stop_condition(s, params, nonfinite0, **kwargs):
-            # The event is evaluated after every step attempt, accepted or not: a seed
-            # whose initial loss or gradient is not finite stops after its first one.
-            bad = is_diverged(params, self.divergence) | nonfinite0
-            if self.stop_loss is None and self.stop_grad_norm is None:
-                return bad
-            value, grads = problem.value_and_grad(params)
-            return bad | at_steady_state(
-                value, lambda: tree_norm(grads), self.stop_loss, self.stop_grad_norm
-            )
-
-        saveat = diffrax.SaveAt(
-            subs=[
-                diffrax.SubSaveAt(ts=to_s(ts), fn=lambda s, y, args: problem.summary(y)),
-                diffrax.SubSaveAt(t1=True),
-            ]
-        )
         term = diffrax.ODETerm(vector_field)
-        s0, s1 = jnp.zeros((), ts.dtype), to_s(jnp.asarray(self.t1, ts.dtype))
+        s0, s1 = jnp.zeros((), ts.dtype), time.to_s(jnp.asarray(self.t1, ts.dtype))
         solver = per_seed_solver(self.solver)
-        adaptive = isinstance(solver, diffrax.AbstractAdaptiveSolver)
-        sol = diffrax.diffeqsolve(
-            term,
-            solver,
-            t0=s0,
-            t1=s1,
-            dt0=(
-                initial_step(solver, self._controller(), term, s0, s1, params0, self.dt0)
-                if adaptive
-                else self.dt0
-            ),
-            y0=params0,
-            saveat=saveat,
-            stepsize_controller=self._controller(),
-            adjoint=self.adjoint,
-            args=is_nonfinite(*problem.value_and_grad(params0)),
-            event=diffrax.Event(stop_condition),
-            max_steps=self.max_steps,
-            throw=False,
-        )
-        saved, final = sol.ys
-        final = jax.tree.map(lambda x: x[0], final)
-        t_final = time.from_s(sol.ts[1][0])
-        # Freeze the state after the trajectory stopped.
-        final_summary = problem.summary(final)
-        # (A stop at t = 0 saves nothing: then every save time gets the initial state.)
-        after = (ts > t_final) | (sol.stats["num_steps"] == 0)
-        saved = jax.tree.map(
-            lambda s, f: jnp.where(after.reshape((-1,) + (1,) * (s.ndim - 1)), f, s),
-            saved,
-            final_summary,
-        )
-        diverged = is_diverged(final, self.divergence) | final_nonfinite(final_summary)
-        status = final_status(
-            sol.result == diffrax.RESULTS.successful,
-            sol.result == diffrax.RESULTS.event_occurred,
-            sol.result == diffrax.RESULTS.max_steps_reached,
-            diverged,
-        )
-        return Trajectories(
-            params=final,
-            saved=saved,
-            ts=ts,
-            status=status,
-            num_steps=sol.stats["num_steps"],
-            t_final=t_final,
+        controller = self._controller()
+        if isinstance(solver, diffrax.AbstractAdaptiveSolver):
+            dt0 = initial_step(solver, controller, term, s0, s1, params0, self.dt0)
+        else:
+            dt0 = self.dt0
+        return solve_seed(
+            problem, params0, terms=term, solver=solver, controller=controller, dt0=dt0,
+            t1=self.t1, ts=ts, time=time, divergence=self.divergence,
+            stop_loss=self.stop_loss, stop_grad_norm=self.stop_grad_norm,
+            max_steps=self.max_steps, adjoint=self.adjoint,
         )
 
 
