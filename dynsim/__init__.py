@@ -7,6 +7,7 @@ from . import data as data
 from . import dynamics as dynamics
 from . import init as init
 from . import losses as losses
+from . import metrics as metrics
 from . import models as models
 from . import study as study
 from ._compile_cache import enable_compile_cache as enable_compile_cache

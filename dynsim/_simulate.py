@@ -59,7 +59,8 @@ def simulate(
 
     - `model`: a `dynsim.models` model.  `data`: a `Dataset` or a pair (X, y).
     - `init`: a `dynsim.init` scheme or a callable `key -> params`.
-    - `dynamics`: `GradientFlow(...)` or `GradientDescent(...)`.
+    - `dynamics`: `GradientFlow(...)`, `StochasticGradientFlow(...)` or
+      `GradientDescent(...)` (any `AbstractDynamics`).
     - `seeds`: number of initializations.  `key`: a JAX PRNG key.
     - `loss`: an `AbstractLoss`, a name (`"squared"`, `"logistic"`, `"exponential"`),
       a per-sample callable `(pred, target) -> scalar`, or an `AbstractObjective`
@@ -68,7 +69,11 @@ def simulate(
       `_memory.AUTO_CHUNK_PROBE` (16,384); above that, the largest chunk whose program
       fits half the available device memory, sized from the memory analysis of the
       program compiled for 16,384 seeds.
-    - `metrics`: `{name: fn(params) -> array}` saved at every save time.
+    - `metrics`: `{name: fn}` saved at every save time, one seed at a time: `fn(params)`
+      or `fn(params, problem)` (two required positional parameters; `problem` exposes
+      `model`, `X`, `y`, `loss`, `value(params)`, `grad(params)`), returning arrays.
+      Built-ins: `dynsim.metrics.sharpness`, `ntk_min_eig`, `ntk_max_eig`,
+      `param_norm`, `distance_to`.
     - `save_params`, `save_conserved`: also save parameters / conserved quantities at every
       save time (memory S × T × |θ|).
     - `seed_start`: first seed index (to extend or resume an ensemble).

@@ -89,7 +89,8 @@ def validate_simulation(
             raise ValueError(f"data: {type(loss_fn).__name__} needs labels y in {{-1, +1}}")
     if not isinstance(dynamics, AbstractDynamics):
         raise ValueError(
-            f"dynamics: expected GradientFlow or GradientDescent; got {type(dynamics).__name__}"
+            f"dynamics: expected an AbstractDynamics (GradientFlow, StochasticGradientFlow, "
+            f"GradientDescent); got {type(dynamics).__name__}"
         )
     _check_minibatch(loss_fn, dynamics, dataset.n)
     dynamics.check_problem(loss_fn, dataset)
