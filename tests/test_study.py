@@ -139,3 +139,31 @@ def test_float32_precision(tmp_path):
     run_study(st, tmp_path / "out")
     ds = study.load(tmp_path / "out")
     assert ds["loss"].dtype == np.float32 and ds["param_u"].dtype == np.float32
+
+
+def test_stochastic_flow_study_equals_simulate(tmp_path):
+    """A `stochastic_flow` study (SGD noise, swept learning rate) stores what
+    `simulate` computes for the same point, bitwise."""
+    import jax.numpy as jnp
+
+    import dynsim
+
+    text = small_study(seeds=4, chunk=4).replace(
+        'kind = "gradient_descent"\nlearning_rate = 0.01\nsteps = 300\nn_save = 9',
+        'kind = "stochastic_flow"\nt1 = 0.3\ndt0 = 0.01\nnoise = "sgd"\n'
+        'learning_rate = 0.01\nbatch_size = 2\nn_save = 4',
+    ).replace('"init.std" = [0.01, 0.1]', '"dynamics.learning_rate" = [0.01, 0.02]')
+    st = load_study(write_study(tmp_path / "s.toml", text))
+    assert run_study(st, tmp_path / "out")["status"] == "complete"
+    p1 = study.load(tmp_path / "out", point=1)
+    data = dynsim.data.sparse_regression(jax.random.key(0), 6, 12, 2, n_test=50)
+    res = dynsim.simulate(
+        dynsim.models.DiagonalNet(12), data, init=dynsim.init.Gaussian(std=jnp.asarray(0.1)),
+        dynamics=dynsim.StochasticGradientFlow(
+            t1=0.3, dt0=0.01, noise="sgd", learning_rate=jnp.asarray(0.02), batch_size=2,
+            n_save=4),
+        seeds=4, chunk_size=4, key=jax.random.key(3),
+    )
+    np.testing.assert_array_equal(p1["loss"].values, np.asarray(res.loss))
+    np.testing.assert_array_equal(p1["param_u"].values, np.asarray(res.params["u"]))
+    assert np.all(p1["status"].values == dynsim.Status.REACHED_END)

@@ -195,7 +195,7 @@ def test_schemas_cover_every_keyword():
     import dynsim.data
     import dynsim.init
     import dynsim.models
-    from dynsim.dynamics import GradientDescent, GradientFlow
+    from dynsim.dynamics import GradientDescent, GradientFlow, StochasticGradientFlow
     from dynsim.losses import BY_NAME as _BY_NAME
 
     groups = [
@@ -203,7 +203,8 @@ def test_schemas_cover_every_keyword():
         (_schema.DATA, {k: getattr(dynsim.data, k) for k in _build.DATA_GENERATORS}),
         (_schema.INITS, {k: getattr(dynsim.init, k) for k in _build.INIT_SCHEMES}),
         ({k: _schema.LOSSES for k in _BY_NAME}, dict(_BY_NAME)),
-        (_schema.DYNAMICS, {"gradient_flow": GradientFlow, "gradient_descent": GradientDescent}),
+        (_schema.DYNAMICS, {"gradient_flow": GradientFlow, "gradient_descent": GradientDescent,
+                            "stochastic_flow": StochasticGradientFlow}),
     ]
     for schemas, constructors in groups:
         assert set(schemas) == set(constructors)

@@ -52,13 +52,18 @@ class StochasticGradientFlow(AbstractDynamics):
 
     **Arguments:**
 
-    - `t1`: final time (a number). `dt0`: the step (a number; required). The steps are
-      k·`dt0`, with the save times and `t1` added to the grid (`diffrax.StepTo`), so
-      every saved state is a state of the scheme, not an interpolation.
-    - `noise`, `temperature` (τ ≥ 0), `learning_rate` (η > 0), `batch_size`
-      (1 ≤ b ≤ n), `label_noise` (δ ≥ 0): as above; each is required by its noise kind
-      and refused by the others.
-    - `ts`, `n_save`: save times (within [0, t1]); default as `GradientFlow`'s.
+    - `t1`: final time (a number: the step grid is static).
+    - `dt0`: the step (a number; required). The steps are k·`dt0`, with the save times
+      and `t1` added to the grid (`diffrax.StepTo`), so every saved state is a state of
+      the scheme, not an interpolation.
+    - `noise`: `"isotropic"`, `"sgd"` or `"label"` (above); each kind requires its own
+      parameters below and refuses the others.
+    - `temperature`: τ ≥ 0 of `"isotropic"` noise (Σ = 2τI).
+    - `learning_rate`: η > 0 of `"sgd"` and `"label"` noise (the step the SDE models).
+    - `batch_size`: b, 1 ≤ b ≤ n, of `"sgd"` noise (b = n: no noise).
+    - `label_noise`: δ ≥ 0 of `"label"` noise (the targets' noise level).
+    - `ts`: save times within [0, t1]; default `n_save` points as `GradientFlow`'s.
+    - `n_save`: the number of default save times (0, then geometric up to t1).
     - `solver`: `diffrax.Euler()` (Euler–Maruyama, default; weak order 1, strong ½) for
       any noise; for additive (`"isotropic"`) noise also `Heun`, `SRA1`, `ShARK`, `SEA`
       (higher strong order; they get the space-time Lévy area they need).
@@ -66,14 +71,19 @@ class StochasticGradientFlow(AbstractDynamics):
       (`simulate`: from (key, i)), so it does not depend on the chunking or on the
       other seeds. `"steps"` (default): one normal draw per step
       (`dynsim.dynamics._brownian.StepBrownianPath`); the path depends on the step grid.
-      `"tree"`: `diffrax.VirtualBrownianTree` with resolution `brownian_tol` (default
-      min(t1/2¹⁶, dt0/16)): the same key gives the same path for every `dt0` with the
-      same tree (dt0 ≥ 16·t1/2¹⁶ by default), so a convergence study in `dt0` compares
-      schemes on the same paths; it costs O(log(t1/tol)) draws per step (tens of times
-      slower than `"steps"` for small models).
-    - `stop_loss`, `stop_grad_norm`, `divergence`, `adjoint`, `block_size`: as
-      `GradientFlow`'s (seeds run as `vmap` of per-seed `diffeqsolve` in blocks of
-      `block_size`; `"auto"`: `dynsim.dynamics.batched.auto_vmap_block`).
+      `"tree"`: `diffrax.VirtualBrownianTree`, the same path for every `dt0` and solver
+      (below), for convergence studies in `dt0`; it costs O(log(t1/tol)) draws per step
+      (tens of times slower than `"steps"` for small models).
+    - `brownian_tol`: the tree's resolution (`brownian="tree"` only; default
+      min(t1/2¹⁶, dt0/16): one tree for every dt0 ≥ 16·t1/2¹⁶).
+    - `stop_loss`: stop (`CONVERGED`) once L(θ) < `stop_loss`, as `GradientFlow`.
+    - `stop_grad_norm`: stop (`CONVERGED`) once ‖∇L(θ)‖ < `stop_grad_norm`.
+    - `divergence`: stop with `DIVERGED` once max|θ_i| exceeds it (or L is not finite).
+    - `adjoint`: diffrax adjoint for differentiating through the solve (default
+      `RecursiveCheckpointAdjoint()`).
+    - `block_size`: seeds per `vmap` block of per-seed `diffeqsolve` (`"auto"`:
+      `dynsim.dynamics.batched.auto_vmap_block`; results bitwise independent of the
+      chunking for chunks of at least one block, as `GradientFlow`'s).
     """
 
     t1: float = eqx.field(static=True)

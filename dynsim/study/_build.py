@@ -16,7 +16,8 @@ from .. import init as init_mod
 from .. import models
 from .._validation import validate_simulation
 from ..data import Dataset
-from ..dynamics import GradientDescent, GradientFlow
+from ..dynamics import GradientDescent, GradientFlow, StochasticGradientFlow
+from ..dynamics._stochastic_flow import ADDITIVE_SOLVERS
 from ..losses import BY_NAME
 from ._analyses import DEFAULT_ANALYSES, check_analysis
 from ._config import Study, run_options
@@ -29,7 +30,7 @@ DATA_GENERATORS = (
     "pairwise_independent",
 )
 INIT_SCHEMES = ("Gaussian", "Constant", "Balanced", "Spectral", "RowSpace", "Orthogonal")
-DYNAMICS_KINDS = ("gradient_flow", "gradient_descent")
+DYNAMICS_KINDS = ("gradient_flow", "gradient_descent", "stochastic_flow")
 
 
 @dataclasses.dataclass
@@ -120,6 +121,9 @@ def build_model(st: Study, spec: dict, section: str = "model"):
 # level (in float32 enough to change step counts); a sweep over them compiles per value.
 FLOW_FLOATS = ("t1", "rtol", "atol", "dt0", "stop_loss", "stop_grad_norm", "divergence")
 DESCENT_FLOATS = ("learning_rate", "stop_loss", "stop_grad_norm", "divergence")
+# t1, dt0 and ts are static for the SDE (they fix its step grid)
+SDE_FLOATS = ("temperature", "learning_rate", "label_noise", "stop_loss", "stop_grad_norm",
+              "divergence")
 
 
 def _floats_to_arrays(kwargs: dict, dtype) -> dict:
@@ -233,6 +237,18 @@ def build_dynamics(st: Study, cfg: dict, dtype):
             kw["solver"] = solvers[name]()
         flow = _call(st, "dynamics", GradientFlow, (), kw, kind)
         return _dynamic_flow(flow, [k for k in FLOW_FLOATS if k in kw], dtype)
+    if kind == "stochastic_flow":
+        kw = _checked(st, "dynamics", StochasticGradientFlow, kw, kind, DYNAMICS[kind])
+        if "solver" in kw:
+            allowed = {cls.__name__: cls for cls in ADDITIVE_SOLVERS}
+            if kw["solver"] not in allowed:
+                raise _err(st, "dynamics.solver",
+                           f"unknown SDE solver {kw['solver']!r}; choose from {', '.join(allowed)}")
+            kw["solver"] = allowed[kw["solver"]]()
+        if "ts" in kw:
+            kw["ts"] = tuple(kw["ts"])
+        flow = _call(st, "dynamics", StochasticGradientFlow, (), kw, kind)
+        return _replace_floats(flow, [k for k in SDE_FLOATS if k in kw], dtype)
     kw = _checked(st, "dynamics", GradientDescent, kw, kind, DYNAMICS[kind])
     if "optimizer" in kw:
         name = kw["optimizer"]

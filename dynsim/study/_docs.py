@@ -20,7 +20,7 @@ from pathlib import Path
 from .. import data as data_mod
 from .. import init as init_mod
 from .. import models
-from ..dynamics import GradientDescent, GradientFlow
+from ..dynamics import GradientDescent, GradientFlow, StochasticGradientFlow
 from ..losses import BY_NAME
 from . import _analyses
 from ._analyses import ANALYSES, DEFAULT_ANALYSES
@@ -46,7 +46,8 @@ from ._schema import (
 BEGIN = "<!-- BEGIN GENERATED: python -m dynsim.study._docs docs/studies.md -->"
 END = "<!-- END GENERATED -->"
 
-_DYNAMICS_CLASSES = {"gradient_flow": GradientFlow, "gradient_descent": GradientDescent}
+_DYNAMICS_CLASSES = {"gradient_flow": GradientFlow, "gradient_descent": GradientDescent,
+                     "stochastic_flow": StochasticGradientFlow}
 
 
 @dataclasses.dataclass(frozen=True)

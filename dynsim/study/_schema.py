@@ -262,6 +262,14 @@ DYNAMICS = {
         "stop_grad_norm": POS, "divergence": POS, "adjoint": _NOT_IN_STUDIES,
         "block_size": _BLOCK_SIZE,
     },
+    "stochastic_flow": {
+        "t1": POS, "dt0": POS, "noise": Str(("isotropic", "sgd", "label")),
+        "temperature": NONNEG, "learning_rate": POS, "batch_size": POS_INT,
+        "label_noise": NONNEG, "ts": ListOf(NONNEG), "n_save": POS_INT, "solver": STR,
+        "brownian": Str(("steps", "tree")), "brownian_tol": POS, "stop_loss": POS,
+        "stop_grad_norm": POS, "divergence": POS, "adjoint": _NOT_IN_STUDIES,
+        "block_size": _BLOCK_SIZE,
+    },
 }
 
 
