@@ -187,10 +187,11 @@ def f_default(model, data, alpha):
     return r.loss[0, -1]
 
 
-def test_width_exponent_vmap_grad_equals_stacked_and_grad_of_sum(sparse):
+def test_width_exponent_vmap_grad_equals_stacked(sparse):
     """d/d(width_exponent) of the mean loss at t = 1 over 2 seeds of Gaussian init:
-    vmap(grad) over several exponents = stacked grads = grad of the vmapped sum, and
-    matches FD."""
+    vmap(grad) over several exponents = stacked grads, and matches FD. (grad of the
+    vmapped sum is the same program as vmap(grad) up to the order of the two
+    transformations; tests/test_batched_loop.py covers reverse mode under vmap.)"""
     data, model = sparse
     dyn = dynsim.GradientFlow(t1=1.0, n_save=2, **TIGHT)
 
@@ -205,11 +206,9 @@ def test_width_exponent_vmap_grad_equals_stacked_and_grad_of_sum(sparse):
     vg = jax.vmap(jax.grad(f))(exponents)
     grad = jax.jit(jax.grad(f))
     stacked = jnp.stack([grad(e) for e in exponents])
-    gsum = jax.grad(lambda e: jnp.sum(jax.vmap(f)(e)))(exponents)
     # Per-seed step control under vmap: the same discrete solutions, so agreement is
     # at rounding level.
     np.testing.assert_allclose(vg, stacked, rtol=1e-10)
-    np.testing.assert_allclose(gsum, stacked, rtol=1e-10)
     s0 = 0.5
     check("d(loss)/d(width_exponent)", stacked[1], fd4(lambda s: f(jnp.asarray(s)), s0, 1e-3 * s0))
 
