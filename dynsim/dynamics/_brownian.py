@@ -49,15 +49,17 @@ class StepBrownianPath(diffrax.AbstractBrownianPath):
         h = t1 - t0
         leaves, treedef = jax.tree.flatten(self.shape)
         keys = jax.random.split(jax.random.fold_in(self.key, k), 2 * len(leaves))
-        ws, hs = [], []
-        for i, s in enumerate(leaves):
-            std = jnp.sqrt(h).astype(s.dtype)
-            ws.append(std * jax.random.normal(keys[2 * i], s.shape, s.dtype))
-            hs.append(std / math.sqrt(12) * jax.random.normal(keys[2 * i + 1], s.shape, s.dtype))
-        W = jax.tree.unflatten(treedef, ws)
+        std = [jnp.sqrt(h).astype(s.dtype) for s in leaves]
+        W = jax.tree.unflatten(treedef, [
+            sd * jax.random.normal(keys[2 * i], s.shape, s.dtype)
+            for i, (s, sd) in enumerate(zip(leaves, std))])
         if not use_levy:
             return W
         dt = jnp.asarray(h, jnp.result_type(*leaves))
-        if self.levy_area is diffrax.SpaceTimeLevyArea:
-            return diffrax.SpaceTimeLevyArea(dt=dt, W=W, H=jax.tree.unflatten(treedef, hs))
-        return diffrax.BrownianIncrement(dt=dt, W=W)
+        if self.levy_area is not diffrax.SpaceTimeLevyArea:
+            return diffrax.BrownianIncrement(dt=dt, W=W)
+        # H from the odd keys, so W is the same path whether or not H is drawn.
+        H = jax.tree.unflatten(treedef, [
+            sd / math.sqrt(12) * jax.random.normal(keys[2 * i + 1], s.shape, s.dtype)
+            for i, (s, sd) in enumerate(zip(leaves, std))])
+        return diffrax.SpaceTimeLevyArea(dt=dt, W=W, H=H)
