@@ -30,7 +30,8 @@ def test_round_trip(tmp_path):
     m = run_study(st, tmp_path / "out")
     assert m["status"] == "complete"
     ds = study.load(tmp_path / "out")
-    assert ds.sizes["point"] == 2 and ds.sizes["seed"] == 6
+    assert ds["loss"].dims == ("init.std", "seed", "time")  # the swept key is a dimension
+    assert ds.sizes["init.std"] == 2 and ds.sizes["seed"] == 6
     np.testing.assert_array_equal(ds["init.std"].values, [0.01, 0.1])
     np.testing.assert_array_equal(ds["seed"].values, np.arange(6))
     for name in ("final_loss", "conserved_drift", "dist_min_l1", "dist_min_l2", "test_risk"):

@@ -535,47 +535,35 @@ def load(path: str | Path, *, point: int | None = None):
     """The results of a study directory as one `xarray.Dataset`.
 
     Chunks are verified (sha256 of the file, and the study and point hashes every index
-    and chunk carries) and concatenated over `seed`. With a sweep, points are
-    stacked along a `point` dimension whose coordinates are the swept parameters
-    (e.g. `init.std`); variables whose shapes differ between points (parameters of a
-    width sweep) are left out — get them with `load(path, point=i)`. Without a sweep (or
-    with `point=i`) the dataset of that single point is returned, sweep values as
-    attributes `sweep:<name>`.
+    and chunk carries) and concatenated over `seed`. A grid sweep has one dimension per
+    swept key, named after it (`init.std`, `data.seed`), besides `seed` and `time`, and a
+    coordinate `point` (the store's point index) over them; any other list of sweep
+    points has a `point` dimension with the swept values as coordinates along it.
+    Variables whose shapes differ between points (save grids, parameters of a width
+    sweep) are NaN-padded with boolean masks (`time_mask`, `<dim>_mask`), with a
+    `UserWarning` naming them. The store's metadata (study, its text and hash, `[run]`
+    options such as `key`, `seeds` and `precision`, `dynsim_version`, `jax_version`,
+    ...) are the dataset's `attrs`; variables carry `long_name`, `description`, `units`.
+    The layout is described in full in `dynsim/study/_dataset.py`.
+
+    `point=i` returns sweep point i alone, unpadded: the slice of the whole study at
+    that point (the swept values as scalar coordinates, and `point`).
 
     **Raises:** `dynsim.study.StoreError` if a chunk is missing or corrupt (resume the
     run to recompute it), or belongs to another study or sweep point.
     """
-    xr = _xarray()
+    from ._dataset import assemble, describe, point_coords, store_attrs
+
     store = Store(path)
     m = store.read_manifest()
     points = m["points"]
     if point is not None:
         if not 0 <= point < len(points):
             raise StoreError(f"point: {point} out of range [0, {len(points)})")
-        return _load_point(store, m, point)
-    if not m.get("sweep"):
-        return _load_point(store, m, 0)
-    parts = [_load_point(store, m, p) for p in range(len(points))]
-    common = set(parts[0].data_vars)
-    for ds in parts[1:]:
-        common &= set(ds.data_vars)
-    keep = [v for v in parts[0].data_vars if v in common and all(
-        ds[v].shape == parts[0][v].shape for ds in parts)]
-    same_time = all(np.array_equal(ds["time"].values, parts[0]["time"].values) for ds in parts)
-    if not same_time:
-        parts = [ds.rename({"time": "time_index"}).assign_coords(time_index=np.arange(ds.sizes["time"]))
-                 for ds in parts]
-    combined = xr.concat([ds[keep] for ds in parts], dim="point", join="outer",
-                         combine_attrs="drop_conflicts")
-    coords = {"point": np.arange(len(points))}
-    for name in m["sweep"]:
-        values = [pt["coords"][name] for pt in points]
-        if not all(isinstance(v, (int, float, str, bool)) for v in values):
-            values = [json.dumps(v) for v in values]  # e.g. model.hidden = [[10], [40]]
-        coords[name] = ("point", np.asarray(values))
-    combined = combined.assign_coords(coords)
-    combined.attrs.update({"study": m["study"], "dynsim_store": str(path)})
-    return combined
+        ds = _load_point(store, m, point).assign_coords(point_coords(m, point))
+        ds.attrs = {**ds.attrs, **store_attrs(m, path)}
+        return describe(ds)
+    return assemble([_load_point(store, m, p) for p in range(len(points))], m, path)
 
 
 def _load_point(store: Store, m: dict, p: int):
@@ -594,8 +582,4 @@ def _load_point(store: Store, m: dict, p: int):
     ds = xr.concat(parts, dim="seed", combine_attrs="drop_conflicts") if len(parts) > 1 else parts[0]
     for k in ("wall_time", "compile_time"):
         ds.attrs.pop(k, None)
-    for name, value in m["points"][p]["coords"].items():
-        ds.attrs[f"sweep:{name}"] = value
-    ds.attrs["study"] = m["study"]
-    ds.attrs["point"] = p
     return ds
