@@ -122,7 +122,10 @@ def test_run_report_and_errors(tmp_path, capsys):
         for ext in ("png", "svg"):
             assert (rep / f"{stem}.{ext}").stat().st_size > 1000, stem
     summary = (rep / "summary.md").read_text()
-    assert "| init.std |" in summary and "slope" in summary
+    assert "| init.std |" in summary
+    # laws fitted only for the measures declared with one (conserved_drift, dist_min_l2)
+    fitted = [line.split(" | ")[0] for line in summary.splitlines() if "| c·x^a |" in line]
+    assert sorted(fitted) == ["| conserved_drift", "| dist_min_l2"]
 
 
 @pytest.mark.parametrize(

@@ -396,8 +396,12 @@ def _sweep_figure(plt, ds, m, x: Axis, others: list[Axis], name: str, n_seeds, f
                                      "hue": f"{lay.hue.key} = {label}" if lay.hue else "",
                                      **info})
                         if n_hue == 1:
-                            ax.text(0.03, 0.04, f"fit {info['law']}: {info['text']}",
-                                    transform=ax.transAxes, fontsize=7, color="0.3")
+                            rising = q[2][order][-1] > q[2][order][0]  # the empty corner
+                            ax.text(0.03, 0.96 if rising else 0.04,
+                                    f"fit {info['law']}: {info['text']}",
+                                    transform=ax.transAxes, fontsize=7, color="0.25",
+                                    va="top" if rising else "bottom",
+                                    bbox={"fc": "white", "ec": "none", "alpha": 0.8, "pad": 1})
             else:
                 width = 0.7
                 off = (h - (n_hue - 1) / 2) * width / max(n_hue, 1)
