@@ -52,7 +52,7 @@ import numpy as np
 from ._measures import variable_attrs
 
 POINT = "point"
-KEEP = ("seed", "time")  # dimensions of a point that are never a sweep or padded
+KEEP = ("seed", "time")  # never padded by size: seeds agree, times are aligned by value
 
 
 def _xarray():
@@ -65,7 +65,7 @@ def _xarray():
 
 
 def _is_plain(v) -> bool:
-    return isinstance(v, (bool, int, float, str)) and not isinstance(v, type(None))
+    return isinstance(v, (bool, int, float, str))
 
 
 def sweep_values(values: list) -> tuple[np.ndarray, np.ndarray | None]:
