@@ -6,6 +6,7 @@ The values are compared with `load(DIR, point=i)`, which reads point i's chunks 
 """
 
 import itertools
+import json
 import warnings
 
 import jax
@@ -17,7 +18,6 @@ from _study_helpers import small_study
 import dynsim
 from dynsim.study import load_study, run_study
 from dynsim.study._analyses import ANALYSES
-from dynsim.study._config import Study
 from dynsim.study._dataset import select_point
 from dynsim.study._measures import MEASURES
 
@@ -153,18 +153,16 @@ def test_width_sweep_pads_parameters(tmp_path):
     assert np.all(np.isfinite(ds["final_loss"].values))  # not ragged: never padded
 
 
-def test_zip_sweep_keeps_a_point_dimension(tmp_path, monkeypatch):
-    """Points that are not the grid of the [sweep] lists (a zip of them) keep one `point`
-    dimension, the swept values as coordinates along it. (Study files declare grids;
-    the points are made a zip here by replacing `Study.points`.)"""
-    grid = Study.points
-
-    def zipped(self):
-        pts = grid(self)
-        return [pts[0], pts[3]]  # (0.01, 0.01) and (0.1, 0.02)
-
-    monkeypatch.setattr(Study, "points", zipped)
-    out = _run(tmp_path, _text('"init.std" = [0.01, 0.1]\n"dynamics.learning_rate" = [0.01, 0.02]'))
+def test_zip_sweep_keeps_a_point_dimension(tmp_path):
+    """`[sweep] mode = "zip"`: the i-th point takes the i-th value of every list; the
+    points keep one `point` dimension, the swept values as coordinates along it."""
+    out = _run(tmp_path, _text('mode = "zip"\n"init.std" = [0.01, 0.1]\n'
+                               '"dynamics.learning_rate" = [0.01, 0.02]'))
+    m = json.loads((out / "manifest.json").read_text())
+    assert [pt["coords"] for pt in m["points"]] == [
+        {"init.std": 0.01, "dynamics.learning_rate": 0.01},
+        {"init.std": 0.1, "dynamics.learning_rate": 0.02}]
+    assert set(m["sweep"]) == {"init.std", "dynamics.learning_rate"}  # the keys only
     ds, _ = _load_warns(out, "time_mask")
     assert ds.attrs["sweep_layout"] == "points"
     assert ds["loss"].dims == ("point", "seed", "time")
@@ -175,6 +173,19 @@ def test_zip_sweep_keeps_a_point_dimension(tmp_path, monkeypatch):
     for i in (0, 1):
         xr.testing.assert_identical(select_point(ds, i).drop_attrs(),
                                     dynsim.load(out, point=i).drop_attrs())
+
+
+@pytest.mark.parametrize("sweep, field, message", [
+    ('mode = "zip"\n"init.std" = [0.01, 0.1]\n"dynamics.learning_rate" = [0.01]',
+     "sweep.dynamics.learning_rate", "one length"),
+    ('mode = "product"\n"init.std" = [0.01, 0.1]', "sweep.mode", "'grid', 'zip'"),
+])
+def test_bad_sweep_mode_is_named(tmp_path, sweep, field, message):
+    f = tmp_path / "study.toml"
+    f.write_text(_text(sweep))
+    with pytest.raises(dynsim.study.StudyError, match=message) as e:
+        load_study(f)
+    assert e.value.field == field
 
 
 def test_aligned_sweep_and_single_point_warn_nothing(tmp_path):

@@ -24,6 +24,9 @@ from ._schema import RUN, check_fields
 PRESET_DIR = Path(__file__).parent / "presets"
 
 SECTIONS = ("model", "data", "init", "loss", "dynamics", "run", "sweep")
+# `[sweep] mode = "grid" | "zip"`: how the swept lists combine into points
+SWEEP_MODE_KEY = "mode"
+SWEEP_MODES = ("grid", "zip")
 TOP_KEYS = ("name", "description", "analyses")
 SWEEPABLE = ("model", "data", "init", "loss", "dynamics")
 
@@ -60,12 +63,24 @@ class Study:
     def error(self, field: str, message: str) -> StudyError:
         return StudyError(field, message, self.where(field))
 
+    def sweep_keys(self) -> dict:
+        """The swept keys and their lists of values (`[sweep]` without `mode`)."""
+        return {k: v for k, v in self.config.get("sweep", {}).items() if k != SWEEP_MODE_KEY}
+
+    def sweep_mode(self) -> str:
+        """`"grid"` (the default: the cartesian product of the lists) or `"zip"` (the
+        i-th point takes the i-th value of every list)."""
+        return self.config.get("sweep", {}).get(SWEEP_MODE_KEY, "grid")
+
     def points(self) -> list[dict]:
-        """The resolved config of every sweep point (cartesian product, file order)."""
-        sweep = self.config.get("sweep", {})
+        """The resolved config of every sweep point (cartesian product of the lists, or
+        their zip with `mode = "zip"`; file order)."""
+        sweep = self.sweep_keys()
         names = list(sweep)
+        lists = [sweep[n] for n in names]
+        combos = zip(*lists) if self.sweep_mode() == "zip" else itertools.product(*lists)
         out = []
-        for values in itertools.product(*(sweep[n] for n in names)):
+        for values in combos:
             cfg = copy.deepcopy({k: v for k, v in self.config.items() if k != "sweep"})
             for name, value in zip(names, values):
                 section, *rest = name.split(".")
@@ -260,7 +275,11 @@ def _validate_run(st: Study) -> None:
 
 
 def _validate_sweep(st: Study) -> None:
-    sweep = st.config.get("sweep", {})
+    mode = st.config.get("sweep", {}).get(SWEEP_MODE_KEY, "grid")
+    if mode not in SWEEP_MODES:
+        raise st.error(f"sweep.{SWEEP_MODE_KEY}", f"must be one of {', '.join(map(repr, SWEEP_MODES))}; "
+                                                  f"got {mode!r}")
+    sweep = st.sweep_keys()
     for name, values in sweep.items():
         field = f"sweep.{name}"
         section = name.split(".")[0]
@@ -271,6 +290,13 @@ def _validate_sweep(st: Study) -> None:
             )
         if not isinstance(values, list) or not values:
             raise st.error(field, f"must be a non-empty list of values; got {values!r}")
+    lengths = {name: len(values) for name, values in sweep.items()}
+    if mode == "zip" and len(set(lengths.values())) > 1:
+        first = next(iter(sweep))
+        other = next(n for n in sweep if lengths[n] != lengths[first])
+        raise st.error(f"sweep.{other}", f"has {lengths[other]} values, but sweep.{first} has "
+                                         f"{lengths[first]}: a zip sweep takes the i-th value "
+                                         "of every list, so the lists must have one length")
     for item in st.overrides:  # a --set of a swept key would be silently ignored
         key = item.split("=", 1)[0].strip()
         if key in sweep:

@@ -25,7 +25,15 @@ from ..losses import BY_NAME
 from . import _analyses
 from ._analyses import ANALYSES, DEFAULT_ANALYSES
 from ._build import DATA_GENERATORS, DYNAMICS_KINDS, INIT_SCHEMES, MODEL_KINDS, study_keywords
-from ._config import DEFAULT_MAX_CHUNK, RUN_DEFAULTS, SECTIONS, SWEEPABLE, TOP_KEYS
+from ._config import (
+    DEFAULT_MAX_CHUNK,
+    RUN_DEFAULTS,
+    SECTIONS,
+    SWEEP_MODE_KEY,
+    SWEEP_MODES,
+    SWEEPABLE,
+    TOP_KEYS,
+)
 from ._schema import (
     DATA,
     DYNAMICS,
@@ -246,7 +254,14 @@ def field_tables() -> str:
             "of the values to run. The sweep points are the cartesian product of the lists, "
             "in file order; each point is the study with those fields replaced (a field "
             "that is swept may be left out of its table). Each value is checked as the "
-            "field itself would be.", "", "## Analyses", ""]
+            "field itself would be.", "",
+            "`mode = \"zip\"` (a plain key of `[sweep]`; default `\"grid\"`) makes the i-th "
+            "point take the i-th value of every list instead, so the lists must have one "
+            "length: e.g. a learning rate and a step count swept together at a fixed "
+            "η·steps. `dynsim.load` gives a grid one dimension per swept key and a zip one "
+            "`point` dimension with the swept values as coordinates.", "",
+            "```toml", "[sweep]", "mode = \"zip\"", "\"dynamics.learning_rate\" = [0.1, 0.05, 0.025]",
+            "\"dynamics.steps\" = [100, 200, 400]", "```", "", "## Analyses", ""]
     docs = analysis_docs()
     out += ["| analysis | definition |", "|---|---|"]
     out += [f"| `{a}` | {_cell(docs.get(a, ''))} |" for a in ANALYSES]
@@ -351,8 +366,10 @@ def json_schema() -> dict:
                        "properties": {k: field_schema(v) for k, v in RUN.items()}}
     sections["sweep"] = {
         "type": "object", "description": "dotted paths into " + ", ".join(SWEEPABLE)
-        + ", each to a non-empty list of values (cartesian product)",
-        "propertyNames": {"pattern": rf"^({'|'.join(SWEEPABLE)})\..+$"},
+        + ", each to a non-empty list of values (cartesian product; with mode = \"zip\" "
+        "the lists, of one length, are zipped)",
+        "properties": {SWEEP_MODE_KEY: {"enum": list(SWEEP_MODES)}},
+        "propertyNames": {"pattern": rf"^(({'|'.join(SWEEPABLE)})\..+|{SWEEP_MODE_KEY})$"},
         "additionalProperties": {"type": "array", "minItems": 1},
     }
     return {

@@ -88,7 +88,7 @@ def _new_manifest(study: Study) -> dict:
         "study_sha256": study_sha256(study.config),
         "study_text": study.source,
         "config": study.config,
-        "sweep": study.config.get("sweep", {}),
+        "sweep": study.sweep_keys(),
         "run": run_options(study.config),
         "points": [{"index": i, "coords": h["coords"], "dir": f"points/{i:04d}",
                     "sha256": h["point_sha256"]} for i, h in enumerate(headers)],
