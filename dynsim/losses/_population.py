@@ -23,6 +23,7 @@ is taken as 0, autodiff's relu′(0) = 0 under the expectation. Second derivativ
 exactly at θ = 0 it is not finite.
 """
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -92,9 +93,18 @@ def kernel(
 class TeacherStudentPopulation(AbstractObjective):
     r"""The exact population loss L = ½ E_{x~N(0,I_d)}[(f(x) − f*(x))²] (module notes).
 
-    The student is a `TwoLayerNet(d, m, activation, bias=False, output_bias=False)`,
-    f(x) = s·Σ_j a_j σ(w_jᵀx) with its scaling s (any `scaling`; `train_outer=False`
-    keeps a fixed). The teacher is f*(x) = Σ_k a*_k σ(w*_kᵀx).
+    The student is one of
+
+    - a `TwoLayerNet(d, m, activation, bias=False, output_bias=False)`,
+      f(x) = s·Σ_j a_j σ(w_jᵀx) with its scaling s (any `scaling`; `train_outer=False`
+      keeps a fixed);
+    - an `Equinox(make)` whose module is a one-hidden-layer `eqx.nn.MLP(d, out, m, 1,
+      activation=σ, use_bias=False, use_final_bias=False)` with `out` = `"scalar"` or 1,
+      the default (identity) final activation and σ = `jax.nn.relu` (`"relu"`) or
+      `jax.scipy.special.erf` (`"erf"`): f(x) = Σ_j a_j σ(w_jᵀx) with W = `layers[0].weight`
+      (m, d) and a = `layers[1].weight` (1, m) read from the module (both trained).
+
+    The teacher is f*(x) = Σ_k a*_k σ(w*_kᵀx).
 
     L is the n → ∞ limit of the mean squared loss `SquaredLoss(reduction="mean")`
     on noiseless teacher data (so time is on that loss's clock). It does not read the
@@ -106,12 +116,18 @@ class TeacherStudentPopulation(AbstractObjective):
 
     **Arguments:**
 
-    - `teacher`: `{"w": (k, d), "a": (k,)}`, or a pair `(TwoLayerNet, params)` of a
-      teacher network without biases (its scaling folded into a*).
+    - `teacher`: `{"w": (k, d), "a": (k,)}`; a pair `(TwoLayerNet, params)` of a
+      teacher network without biases (its scaling folded into a*); a pair
+      `(Equinox, params)` or an `eqx.nn.MLP` module of the student form above.
     - `activation`: `"relu"` or `"erf"`, shared by student and teacher.
 
-    Not supported: hidden or output biases (x ↦ wᵀx + b is not a centred Gaussian
-    projection), other activations, students other than `TwoLayerNet`.
+    **Raises:** `ValueError` naming `teacher` or `activation` here, and `loss` (before
+    anything compiles, from `check_model`) for a student it cannot handle: hidden or
+    output biases (x ↦ wᵀx + b is not a centred Gaussian projection), another
+    activation than `activation` (an equinox module's activation must be that very
+    function, a wrapper is not recognized), an MLP of depth ≠ 1, with `scan=True`, a
+    non-identity final activation or an output of size > 1, another module type, or
+    models other than `TwoLayerNet` and `Equinox`.
     """
 
     teacher_w: Float[Array, "k d"]
@@ -125,16 +141,26 @@ class TeacherStudentPopulation(AbstractObjective):
                 f"activation: the population loss has closed forms for "
                 f"{POPULATION_ACTIVATIONS}; got {activation!r}"
             )
-        if isinstance(teacher, tuple) and len(teacher) == 2:
+        from ..models import Equinox
+
+        if isinstance(teacher, tuple) and len(teacher) == 2 and isinstance(teacher[0], Equinox):
+            net, params = teacher
+            module = eqx.combine(params, net.static)
+            _check_mlp("teacher", module, activation)
+            w, a = _mlp_weights(module)
+        elif isinstance(teacher, tuple) and len(teacher) == 2:
             net, params = teacher
             _check_two_layer("teacher", net, activation)
             w, a = params["w"], net.scale * jnp.asarray(params["a"])
+        elif isinstance(teacher, eqx.nn.MLP):
+            _check_mlp("teacher", teacher, activation)
+            w, a = _mlp_weights(teacher)
         elif isinstance(teacher, Mapping) and set(teacher) == {"w", "a"}:
             w, a = teacher["w"], teacher["a"]
         else:
             raise ValueError(
-                "teacher: expected {'w': (k, d), 'a': (k,)} or a pair (TwoLayerNet, params); "
-                f"got {type(teacher).__name__}"
+                "teacher: expected {'w': (k, d), 'a': (k,)}, a pair (TwoLayerNet, params) or "
+                f"(Equinox, params), or an eqx.nn.MLP; got {type(teacher).__name__}"
             )
         w, a = jnp.asarray(w), jnp.asarray(a)
         if w.ndim != 2 or a.shape != w.shape[:1]:
@@ -151,19 +177,33 @@ class TeacherStudentPopulation(AbstractObjective):
         self.activation = activation
 
     def check_model(self, model):
-        _check_two_layer("loss", model, self.activation, student=True)
-        if model.in_dim != self.teacher_w.shape[1]:
+        from ..models import Equinox
+
+        if isinstance(model, Equinox):
+            # the module's structure with ShapeDtypeStruct leaves (nothing runs)
+            module = eqx.combine(model.param_shapes(), model.static)
+            _check_mlp("loss", module, self.activation, student=True)
+            in_dim = module.layers[0].weight.shape[1]
+        else:
+            _check_two_layer("loss", model, self.activation, student=True)
+            in_dim = model.in_dim
+        if in_dim != self.teacher_w.shape[1]:
             raise ValueError(
                 f"loss: the teacher has input dimension {self.teacher_w.shape[1]}, the "
-                f"student in_dim={model.in_dim}"
+                f"student in_dim={in_dim}"
             )
 
     def __call__(self, model, params: Params, data: Dataset | None = None) -> Scalar:
+        from ..models import Equinox
+
         self.check_model(model)
-        w = params["w"]
-        a = model.scale * params["a"]
-        if not model.train_outer:
-            a = jax.lax.stop_gradient(a)
+        if isinstance(model, Equinox):
+            w, a = _mlp_weights(model.network(params))
+        else:
+            w = params["w"]
+            a = model.scale * params["a"]
+            if not model.train_outer:
+                a = jax.lax.stop_gradient(a)
         wt = self.teacher_w.astype(w.dtype)
         at = self.teacher_a.astype(w.dtype)
         ss = a @ kernel(self.activation, w) @ a
@@ -176,13 +216,67 @@ class TeacherStudentPopulation(AbstractObjective):
         return 0.5 * jnp.square(pred - target)
 
 
+def _mlp_weights(module: eqx.nn.MLP) -> tuple[Array, Array]:
+    """(W, a): the hidden weights (m, d) and output weights (m,) of a checked MLP."""
+    return module.layers[0].weight, jnp.reshape(module.layers[1].weight, (-1,))
+
+
+def _check_mlp(name: str, net: Any, activation: str, student: bool = False) -> None:
+    """`net` must be `eqx.nn.MLP(d, "scalar" or 1, m, 1, activation=σ, use_bias=False,
+    use_final_bias=False)` with the default final activation: f(x) = Σ_j a_j σ(w_jᵀx)."""
+    from ..models._activations import activation_fn
+
+    role = "student" if student else "teacher"
+    what = "the student's module (from make)" if student else "the teacher module"
+    if type(net) is not eqx.nn.MLP:
+        raise ValueError(
+            f"{name}: TeacherStudentPopulation needs an eqx.nn.MLP {role} of depth 1; "
+            f"{what} is a {type(net).__name__}"
+        )
+    if net.depth != 1 or getattr(net, "scan", False) or len(net.layers) != 2:
+        raise ValueError(
+            f"{name}: TeacherStudentPopulation needs a one-hidden-layer {role} "
+            f"(eqx.nn.MLP(..., depth=1), scan=False); {what} has depth={net.depth}"
+        )
+    if net.use_bias or net.use_final_bias:
+        raise ValueError(
+            f"{name}: TeacherStudentPopulation needs a {role} without biases "
+            f"(eqx.nn.MLP(..., use_bias=False, use_final_bias=False)); {what} has "
+            f"use_bias={net.use_bias}, use_final_bias={net.use_final_bias}"
+        )
+    if net.in_size == "scalar":
+        raise ValueError(
+            f"{name}: TeacherStudentPopulation needs a {role} with vector inputs "
+            f"(an integer in_size d); {what} has in_size='scalar'"
+        )
+    if net.out_size not in ("scalar", 1):
+        raise ValueError(
+            f"{name}: TeacherStudentPopulation needs a {role} with one output "
+            f"(out_size 'scalar' or 1); {what} has out_size={net.out_size!r}"
+        )
+    sigma = activation_fn(activation)
+    if net.activation is not sigma:
+        raise ValueError(
+            f"{name}: the {role}'s activation is {net.activation!r}, the population loss "
+            f"{activation!r} needs exactly {sigma!r} (jax.nn.relu or jax.scipy.special.erf)"
+        )
+    identity = inspect.signature(eqx.nn.MLP.__init__).parameters["final_activation"].default
+    if net.final_activation is not identity:
+        raise ValueError(
+            f"{name}: TeacherStudentPopulation needs a {role} with the identity final "
+            f"activation (eqx.nn.MLP's default); {what} has {net.final_activation!r}"
+        )
+
+
 def _check_two_layer(name: str, net: Any, activation: str, student: bool = False) -> None:
     from ..models import TwoLayerNet
 
     role = "student" if student else "teacher"
     if not isinstance(net, TwoLayerNet):
+        extra = " or an Equinox(eqx.nn.MLP) of depth 1" if student else ""
         raise ValueError(
-            f"{name}: TeacherStudentPopulation needs a TwoLayerNet {role}; got {type(net).__name__}"
+            f"{name}: TeacherStudentPopulation needs a TwoLayerNet{extra} {role}; "
+            f"got {type(net).__name__}"
         )
     if net.bias or net.output_bias:
         raise ValueError(
