@@ -62,26 +62,36 @@ def log_grid(t1: float | int, n: int, first: float | int) -> np.ndarray:
     return np.concatenate([[0.0], np.geomspace(first, t1, n - 1)])
 
 
-def blockwise(fn, block_size, problem, params0, keys):
+def blockwise(fn, block_size, problem, params0, keys, *, pad_small: bool = False):
     """`fn(problem, params0, keys)` applied to consecutive blocks of `block_size` seeds
     (`map_blocks`)."""
-    return map_blocks(lambda p, k: fn(problem, p, k), block_size, params0, keys)
+    return map_blocks(lambda p, k: fn(problem, p, k), block_size, params0, keys,
+                      pad_small=pad_small)
 
 
-def map_blocks(fn, block_size: int | None, *batched):
+def pads_small_batches(block_size: int | str | None) -> bool:
+    """Whether a batch smaller than one block is padded to a full block: when the
+    dynamics' `block_size` is a number (every batch then runs in blocks of exactly that
+    shape), not for `"auto"` (a small batch runs as one block of its own size, cheaper)
+    or `None` (all seeds at once)."""
+    return block_size is not None and block_size != "auto"
+
+
+def map_blocks(fn, block_size: int | None, *batched, pad_small: bool = False):
     """`fn(*batched)` computed on consecutive blocks of `block_size` seeds.
 
     The blocks run one after another inside one program (`lax.map`); a batch larger than
-    one block is padded with copies of its last seed to a multiple of `block_size`, and
-    the padding is dropped. Every block of a batch of at least `block_size` seeds thus
-    has the same shape whatever the number of seeds, so a seed's result does not depend
-    on how many seeds run with it or in which chunk (XLA's kernels, and their rounding,
-    depend on the batch shape). A smaller batch runs as one block of its own size (at
-    least 2: a batch of one would lower to matrix-vector kernels whose rounding
-    differs), which keeps small runs cheap. `None`: one block of all seeds.
+    one block (or, with `pad_small`, any batch) is padded with copies of its last seed to
+    a multiple of `block_size`, and the padding is dropped. Every block thus has the
+    same shape whatever the number of seeds, so a seed's result does not depend on how
+    many seeds run with it or in which chunk (XLA's kernels, and their rounding, depend
+    on the batch shape). Without `pad_small`, a batch of at most `block_size` seeds runs
+    as one block of its own size (at least 2: a batch of one would lower to
+    matrix-vector kernels whose rounding differs), which keeps small runs cheap.
+    `None`: one block of all seeds.
     """
     n = jax.tree.leaves(batched)[0].shape[0]
-    if block_size is None or n <= block_size:
+    if block_size is None or (n <= block_size and not pad_small):
         block = max(n, 2)
     else:
         block = max(int(block_size), 2)

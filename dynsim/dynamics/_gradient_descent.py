@@ -15,7 +15,7 @@ from .._checks import check_block_size, check_count, check_finite, check_positiv
 from .._custom_types import Array, BatchedKey, BatchedParams, Key, Params, RealScalarLike
 from .._problem import Problem, at_steady_state, is_diverged, tree_norm
 from .._status import Status
-from ._base import AbstractDynamics, blockwise, log_grid
+from ._base import AbstractDynamics, blockwise, log_grid, pads_small_batches
 from ._trajectories import Trajectories
 from .batched import auto_slots
 
@@ -83,9 +83,10 @@ class GradientDescent(AbstractDynamics):
     - `block_size`: seeds stepped together. A batch larger than `block_size` runs in
       blocks of exactly that many seeds one after another (`map_blocks`, the last one
       padded), so a seed's result does not depend on `chunk_size` or on how many seeds
-      run as long as each chunk has at least `block_size` seeds (XLA's kernels round
-      differently for different batch shapes); a smaller batch is one block of its own
-      size.
+      run (XLA's kernels round differently for different batch shapes). A smaller
+      batch is padded to a full block when `block_size` is a number, and is one block
+      of its own size with `"auto"` (then bitwise equal to a larger run's only for
+      chunks of at least one block), as for `GradientFlow`.
       `"auto"` (default): `dynsim.dynamics.batched.auto_slots` (by model size on CPU,
       `ACCELERATOR_BLOCK` seeds on GPU/TPU), as for `GradientFlow`.
       `None`: all seeds of a chunk at once (results then depend on the chunk's size at
@@ -191,7 +192,8 @@ class GradientDescent(AbstractDynamics):
     ) -> Trajectories:
         """`run` for a batch of seeds, in blocks of `block_size` (`vmap` within a block)."""
         bs = auto_slots(params0) if self.block_size == "auto" else self.block_size
-        return blockwise(super().run_batch, bs, problem, params0, keys)
+        return blockwise(super().run_batch, bs, problem, params0, keys,
+                         pad_small=pads_small_batches(self.block_size))
 
     def run(self, problem: Problem, params0: Params, key: Key) -> Trajectories:
         dtype = jnp.result_type(*jax.tree.leaves(params0))

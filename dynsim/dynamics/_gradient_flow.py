@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from .._checks import check_block_size, check_count, check_positive, check_ts
 from .._custom_types import BatchedKey, BatchedParams, Key, Params, RealScalarLike
 from .._problem import Problem
-from ._base import AbstractDynamics, blockwise, log_grid
+from ._base import AbstractDynamics, blockwise, log_grid, pads_small_batches
 from ._flow_helpers import SolverTime, initial_step, params_dtype, step_controller
 from ._flow_solve import solve_seed
 from ._fused_tsit5 import FusedTsit5
@@ -76,13 +76,15 @@ class GradientFlow(AbstractDynamics):
       `None`: all seeds at once. A batch larger than `block_size` runs in blocks of
       exactly that shape (the loop's slots; its initial and final quantities are
       computed in slot-sized blocks, the last one padded), so a seed's result is
-      bitwise independent of `chunk_size` and of how many seeds run as long as each
-      chunk has at least `block_size` seeds (XLA's kernels round differently for
-      different batch shapes; `tests/test_reproducibility.py`). A smaller batch runs
-      as one block of its own size (never of one seed: two copies then), which keeps
-      small runs cheap; its results can differ from a larger run's at rounding level,
-      which chaotic or very long trajectories (e.g. 10⁴ steps in float32) can amplify
-      into different step counts. So can a different `block_size`.
+      bitwise independent of `chunk_size` and of how many seeds run (XLA's kernels
+      round differently for different batch shapes; `tests/test_reproducibility.py`).
+      A batch smaller than one block is padded to a full block when `block_size` is a
+      number (bitwise independence then holds for every chunking, at a whole block's
+      arithmetic for a small run); with `"auto"` it runs as one block of its own size
+      (never of one seed: two copies then), which keeps small runs cheap, and its
+      results can differ from a larger run's at rounding level, which chaotic or very
+      long trajectories (e.g. 10⁴ steps in float32) can amplify into different step
+      counts. So can a different `block_size`.
     """
 
     t1: RealScalarLike = 100.0
@@ -138,15 +140,20 @@ class GradientFlow(AbstractDynamics):
     ) -> Trajectories:
         """`run` for a batch of seeds; see the `batched` and `block_size` fields."""
         bs = self.block_size
+        pad = pads_small_batches(bs)
         if self.batched and supports_batched(self):
             slots = auto_slots(params0) if bs == "auto" else bs
 
             def run_slots(problem, params0, keys):
                 return run_batched(self, problem, params0, slots=slots)
 
-            # blockwise with one block: only its padding of a batch of one to two
-            return blockwise(run_slots, None, problem, params0, keys)
-        return blockwise(super().run_batch, auto_vmap_block() if bs == "auto" else bs, problem, params0, keys)
+            # blockwise with one block: only its padding of a batch of one to two, or of
+            # fewer seeds than an explicit slot count to it
+            n = jax.tree.leaves(params0)[0].shape[0]
+            block = slots if pad and n < slots else None
+            return blockwise(run_slots, block, problem, params0, keys, pad_small=pad)
+        block = auto_vmap_block() if bs == "auto" else bs
+        return blockwise(super().run_batch, block, problem, params0, keys, pad_small=pad)
 
     def run(self, problem: Problem, params0: Params, key: Key) -> Trajectories:
         del key

@@ -14,7 +14,7 @@ from .._checks import check_block_size, check_count, check_finite, check_positiv
 from .._custom_types import BatchedKey, BatchedParams, Key, Params, RealScalarLike
 from .._problem import Problem, label_noise_base
 from ..losses._objective import supports_minibatch
-from ._base import AbstractDynamics, blockwise, log_grid
+from ._base import AbstractDynamics, blockwise, log_grid, pads_small_batches
 from ._brownian import StepBrownianPath
 from ._flow_helpers import SolverTime, params_dtype
 from ._flow_solve import solve_seed
@@ -83,7 +83,8 @@ class StochasticGradientFlow(AbstractDynamics):
       `RecursiveCheckpointAdjoint()`).
     - `block_size`: seeds per `vmap` block of per-seed `diffeqsolve` (`"auto"`:
       `dynsim.dynamics.batched.auto_vmap_block`; results bitwise independent of the
-      chunking for chunks of at least one block, as `GradientFlow`'s).
+      chunking, for every chunking when `block_size` is a number and for chunks of at
+      least one block with `"auto"`, as `GradientFlow`'s).
     """
 
     t1: float = eqx.field(static=True)
@@ -196,7 +197,8 @@ class StochasticGradientFlow(AbstractDynamics):
     ) -> Trajectories:
         """`run` for a batch of seeds, in `vmap` blocks of `block_size`."""
         bs = auto_vmap_block() if self.block_size == "auto" else self.block_size
-        return blockwise(super().run_batch, bs, problem, params0, keys)
+        return blockwise(super().run_batch, bs, problem, params0, keys,
+                         pad_small=pads_small_batches(self.block_size))
 
     def run(self, problem: Problem, params0: Params, key: Key) -> Trajectories:
         dtype = params_dtype(params0)
