@@ -206,6 +206,14 @@ class Layout:
                     parts.insert(0, f"{self.cols.key} = {self.cols.labels[c]}")
                 yield r, c, sel, ", ".join(parts)
 
+    def curves(self, sel: dict):
+        """(hue index, {dim: index}) of every curve in the panel `sel`."""
+        for h in range(len(self.hue) if self.hue else 1):
+            s = dict(sel)
+            if self.hue:
+                s[self.hue.dim] = h
+            yield h, s
+
 
 def layout_of(axes: list[Axis]) -> Layout:
     """Hue, columns and rows of the axes (by their count; see the module docstring)."""
@@ -282,10 +290,7 @@ def _loss_figure(plt, ds, m, axes, n_seeds):
     handles = []
     for r, c, sel, title in lay.panels():
         ax = axs[r, c]
-        for h in range(len(lay.hue) if lay.hue else 1):
-            s = dict(sel)
-            if lay.hue:
-                s[lay.hue.dim] = h
+        for h, s in lay.curves(sel):
             d = ds.isel(s) if s else ds
             t = np.asarray(d["time"].values, np.float64)
             keep = t > 0
@@ -464,10 +469,7 @@ def _hist_figure(plt, ds, m, axes, name):
     handles = []
     for r, c, sel, title in lay.panels():
         ax = axs[r, c]
-        for h in range(len(lay.hue) if lay.hue else 1):
-            s = dict(sel)
-            if lay.hue:
-                s[lay.hue.dim] = h
+        for h, s in lay.curves(sel):
             v = np.asarray((ds[name].isel(s) if s else ds[name]).values, np.float64).ravel()
             v = np.sort(v[np.isfinite(v)])
             label = lay.hue.labels[h] if lay.hue else None
